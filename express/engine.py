@@ -1,0 +1,157 @@
+"""The public engine: ``Engine.compile(definition) -> Machine``; ``await machine.execute(input)``."""
+from __future__ import annotations
+
+import itertools
+import os
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from express import errors
+from express.clock import RealClock, VirtualClock
+from express.compiler import JSONPATH, Compiler
+from express.errors import ASLError, DefinitionError, ExecutionTimedOut, Problem
+from express.frame import Execution, Frame
+from express.runner import Block
+
+DEFAULT_MAX_DURATION_S = 300.0  # Express workflows: 5 minutes
+MAX_PAYLOAD_BYTES = 256 * 1024
+_NO_INPUT: Any = object()
+_names = itertools.count(1)
+_name_prefix = uuid.uuid4().hex[:12]
+
+
+@dataclass(slots=True)
+class ExecutionResult:
+    """The outcome of one execution, as StartSyncExecution reports it."""
+
+    status: str  # "SUCCEEDED" | "FAILED" | "TIMED_OUT"
+    output: Any
+    error: str | None
+    cause: str | None
+    name: str
+    start_time: float
+    stop_time: float
+    state_transitions: int
+
+    @property
+    def duration_s(self) -> float:
+        return self.stop_time - self.start_time
+
+
+class Engine:
+    """Compiles definitions against a set of task functions and a clock.
+
+    ``functions`` maps Lambda function names/ARNs (or other resource ARNs) to callables;
+    ``clock`` is :class:`RealClock` by default, :class:`VirtualClock` for instant waits;
+    ``max_duration_s`` caps every execution (Express: 5 minutes).
+    """
+
+    def __init__(self, functions: dict[str, Callable[..., Any]] | None = None,
+                 clock: RealClock | VirtualClock | None = None,
+                 max_duration_s: float = DEFAULT_MAX_DURATION_S,
+                 max_payload_bytes: int = MAX_PAYLOAD_BYTES,
+                 region: str = "us-east-1", account: str = "000000000000") -> None:
+        self.functions = dict(functions or {})
+        self.clock = clock if clock is not None else RealClock()
+        self.max_duration_s = float(max_duration_s)
+        self.max_payload_bytes = int(max_payload_bytes)
+        self.region = region
+        self.account = account
+
+    def compile(self, definition: Any, name: str = "machine") -> Machine:
+        """Parse, validate and compile; raises DefinitionError listing every problem."""
+        if isinstance(definition, (str, bytes, bytearray)):
+            try:
+                definition = orjson.loads(definition)
+            except orjson.JSONDecodeError as e:
+                raise DefinitionError([Problem("", "INVALID_JSON_DESCRIPTION", f"Invalid JSON: {e}")]) from None
+        from express.validation import validate
+
+        problems = validate(definition)
+        if problems:
+            raise DefinitionError(problems)
+        text = orjson.dumps(definition).decode()
+        tracks_context = "$$" in text or "states.context" in text
+        compiler = Compiler(self.functions, tracks_context, definition.get("QueryLanguage", JSONPATH))
+        try:
+            block = compiler.block(definition, "", compiler.top_language)
+        except RecursionError:
+            raise DefinitionError([Problem("", "SCHEMA_VALIDATION_FAILED", "The definition is nested too deeply")]) from None
+        if compiler.problems:
+            raise DefinitionError(compiler.problems)
+        timeout = definition.get("TimeoutSeconds")
+        return Machine(self, block, name, definition, len(text),
+                       float(timeout) if isinstance(timeout, (int, float)) and not isinstance(timeout, bool) else None)
+
+
+class Machine:
+    """A compiled state machine; ``execute`` may be awaited concurrently any number of times."""
+
+    def __init__(self, engine: Engine, block: Block, name: str, definition: dict[str, Any],
+                 definition_size: int, timeout_s: float | None) -> None:
+        self.engine = engine
+        self.block = block
+        self.name = name
+        self.definition = definition
+        self.definition_size = definition_size
+        self.arn = f"arn:aws:states:{engine.region}:{engine.account}:stateMachine:{name}"
+        self._exec_arn_prefix = f"arn:aws:states:{engine.region}:{engine.account}:express:{name}:"
+        self.timeout_s = timeout_s
+        self.check_input_size = True
+
+    async def execute(self, input: Any = _NO_INPUT, name: str | None = None) -> ExecutionResult:
+        """Run one execution to completion; never raises for anything the definition or the
+        input does: the outcome is in the result."""
+        engine = self.engine
+        clock = engine.clock
+        if input is _NO_INPUT:
+            input = {}
+        if name is None:
+            name = f"{_name_prefix}-{next(_names)}"
+        start = clock.now()
+        cap = engine.max_duration_s
+        definition_cap = self.timeout_s is not None and self.timeout_s < cap
+        if definition_cap:
+            cap = self.timeout_s  # type: ignore[assignment]
+        ex = Execution(self.name, self.arn, name, self._exec_arn_prefix + name, input, start, clock,
+                       start + cap, time.monotonic() + cap if not clock.virtual else time.monotonic() + engine.max_duration_s)
+        block = self.block
+        try:
+            if self.check_input_size and len(orjson.dumps(input)) > engine.max_payload_bytes:
+                raise ASLError(errors.DATA_LIMIT_EXCEEDED,
+                               "The input exceeds the maximum number of bytes service limit.", located=True)
+            frame = Frame(ex)
+            if block.is_async:
+                output = await block.run(frame, input)
+            else:
+                output = block.run_sync(frame, input)
+            if len(orjson.dumps(output)) > engine.max_payload_bytes:
+                raise ASLError(errors.DATA_LIMIT_EXCEEDED,
+                               "The state/task returned a result with a size exceeding the maximum number "
+                               "of bytes service limit.", located=True)
+            return ExecutionResult("SUCCEEDED", output, None, None, name, start, clock.now(), ex.transitions)
+        except ASLError as e:
+            return ExecutionResult("FAILED", None, e.error, e.cause, name, start, clock.now(), ex.transitions)
+        except ExecutionTimedOut:
+            if definition_cap:
+                return ExecutionResult("TIMED_OUT", None, None, None, name, start, clock.now(), ex.transitions)
+            return ExecutionResult("TIMED_OUT", None, errors.TIMEOUT,
+                                   f"The execution exceeded its maximum duration of {cap:g} seconds.",
+                                   name, start, clock.now(), ex.transitions)
+        except RecursionError:
+            return ExecutionResult("FAILED", None, errors.RUNTIME, "The data is nested too deeply.",
+                                   name, start, clock.now(), ex.transitions)
+        except (TypeError, ValueError, KeyError, IndexError, AttributeError, ArithmeticError) as e:
+            # An engine defect must not take the caller down: report it as AWS reports internal errors.
+            return ExecutionResult("FAILED", None, errors.RUNTIME,
+                                   f"Internal error while executing: {type(e).__name__}: {e}",
+                                   name, start, clock.now(), ex.transitions)
+
+
+def default_clock() -> RealClock | VirtualClock:
+    return VirtualClock() if os.environ.get("EXPRESS_VIRTUAL_TIME") else RealClock()

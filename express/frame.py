@@ -1,0 +1,76 @@
+"""Per-execution and per-scope runtime state that compiled closures receive.
+
+An :class:`Execution` is shared by every state of one execution; a :class:`Frame` is one scope of
+it (the top level, one Parallel branch, one Map iteration) with its own variables and the
+context-object fields of the state it is running. Compiled getters take ``(data, frame)``.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+
+class Execution:
+    """What is fixed for one execution, plus its shared event counter."""
+
+    __slots__ = (
+        "machine_name", "machine_arn", "name", "arn", "input", "start_time", "clock",
+        "deadline", "real_deadline", "event_id", "transitions", "var_bytes",
+    )
+
+    def __init__(self, machine_name: str, machine_arn: str, name: str, arn: str, input: Any,
+                 start_time: float, clock: Any, deadline: float, real_deadline: float) -> None:
+        self.machine_name = machine_name
+        self.machine_arn = machine_arn
+        self.name = name
+        self.arn = arn
+        self.input = input
+        self.start_time = start_time
+        self.clock = clock
+        self.deadline = deadline
+        self.real_deadline = real_deadline
+        self.event_id = 1  # ExecutionStarted
+        self.transitions = 0
+        self.var_bytes = 0
+
+
+class Frame:
+    """One scope of an execution: its variables and the state it is in."""
+
+    __slots__ = ("execution", "vars", "state_name", "entered_at", "entered_event", "retry_count",
+                 "map_item", "next")
+
+    def __init__(self, execution: Execution, vars: dict[str, Any] | None = None,
+                 map_item: dict[str, Any] | None = None) -> None:
+        self.execution = execution
+        self.vars: dict[str, Any] = {} if vars is None else vars
+        self.state_name = ""
+        self.entered_at = 0.0
+        self.entered_event = 0
+        self.retry_count = 0
+        self.map_item = map_item
+        self.next: Any = None
+
+    def context_object(self) -> dict[str, Any]:
+        """The ``$$`` object, built on demand (most states never read it)."""
+        from express.timestamps import format_timestamp
+
+        ex = self.execution
+        obj: dict[str, Any] = {
+            "Execution": {
+                "Id": ex.arn,
+                "Input": ex.input,
+                "Name": ex.name,
+                "RoleArn": "arn:aws:iam::000000000000:role/express",
+                "StartTime": format_timestamp(ex.start_time),
+                "RedriveCount": 0,
+            },
+            "StateMachine": {"Id": ex.machine_arn, "Name": ex.machine_name},
+            "State": {
+                "EnteredTime": format_timestamp(self.entered_at),
+                "Name": self.state_name,
+                "RetryCount": self.retry_count,
+            },
+        }
+        if self.map_item is not None:
+            obj["Map"] = {"Item": self.map_item}
+        return obj

@@ -1,0 +1,616 @@
+"""Compiled states: each ASL state becomes an object whose ``step``/``astep`` does its whole job.
+
+Input/output processing (InputPath, Parameters, ResultSelector, ResultPath, OutputPath, or
+JSONata's Arguments/Output) is compiled into a :class:`Dataflow` of closures; a field that is
+absent costs nothing at run time. Errors raised while a state runs are ASLErrors; the state adds
+AWS's "An error occurred while executing the state ..." prefix to the engine's own runtime errors
+before its Retry and Catch see them.
+"""
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+
+from express import errors
+from express.errors import ASLError, ExecutionTimedOut, PathMissing
+from express.frame import Frame
+from express.runner import Block, sleep_within_deadline
+
+Fn = Callable[[Any, Frame], Any]
+MAX_PAYLOAD_BYTES = 256 * 1024
+
+
+def locate(e: ASLError, name: str, event_id: int) -> None:
+    if not e.located:
+        e.located = True
+        if e.error in errors.LOCATED_ERRORS:
+            e.cause = (
+                f"An error occurred while executing the state '{name}' "
+                f"(entered at the event id #{event_id}). {e.cause or ''}"
+            ).rstrip()
+
+
+def invalid_path(e: PathMissing) -> ASLError:
+    return ASLError(errors.RUNTIME, f"Invalid path '{e.path}' : {e.detail}")
+
+
+def payload_size(value: Any) -> int:
+    try:
+        return len(orjson.dumps(value))
+    except TypeError:
+        return len(orjson.dumps(value, default=str))
+
+
+# --------------------------------------------------------------------------- dataflow
+
+
+class Dataflow:
+    """The path/template fields of one state, compiled. Query-language specific builders fill
+    these closures; ``None`` means the field is absent (identity)."""
+
+    __slots__ = ("input_path", "parameters", "result_selector", "result_path", "output_path",
+                 "assign", "jsonata", "arguments", "output")
+
+    def __init__(self) -> None:
+        self.input_path: Fn | None = None
+        self.parameters: Fn | None = None
+        self.result_selector: Fn | None = None
+        self.result_path: Callable[[Any, Any], Any] | None = None  # (raw, result) -> data
+        self.output_path: Fn | None = None
+        # Assign: (result_or_input, frame, states_for_jsonata) -> dict of new variables
+        self.assign: Callable[[Any, Frame, Any], dict[str, Any]] | None = None
+        self.jsonata = False
+        self.arguments: Callable[[dict[str, Any], Frame], Any] | None = None
+        self.output: Callable[[dict[str, Any], Frame], Any] | None = None
+
+    # JSONPath: raw -> effective input
+    def effective_input(self, raw: Any, frame: Frame) -> Any:
+        data = raw
+        if self.input_path is not None:
+            data = self.input_path(data, frame)
+        if self.parameters is not None:
+            data = self.parameters(data, frame)
+        return data
+
+    def states_binding(self, raw: Any, frame: Frame) -> dict[str, Any]:
+        return {"input": raw, "context": frame.context_object()}
+
+
+def apply_assign(frame: Frame, new_vars: dict[str, Any]) -> None:
+    if new_vars:
+        size = payload_size(new_vars)
+        if size > MAX_PAYLOAD_BYTES:
+            raise ASLError(
+                errors.RUNTIME,
+                "The assigned variables exceed the maximum size of 262144 bytes.",
+            )
+        ex = frame.execution
+        ex.var_bytes += size
+        if ex.var_bytes > 10 * 1024 * 1024:
+            raise ASLError(errors.RUNTIME, "The total size of variables exceeds the 10 MiB limit.")
+        frame.vars.update(new_vars)
+
+
+# --------------------------------------------------------------------------- retry / catch
+
+
+class Retrier:
+    __slots__ = ("errors", "interval", "max_attempts", "backoff", "max_delay", "jitter")
+
+    def __init__(self, spec: dict[str, Any]) -> None:
+        self.errors = tuple(spec.get("ErrorEquals", ()))
+        self.interval = float(spec.get("IntervalSeconds", 1))
+        self.max_attempts = int(spec.get("MaxAttempts", 3))
+        self.backoff = float(spec.get("BackoffRate", 2.0))
+        md = spec.get("MaxDelaySeconds")
+        self.max_delay = float(md) if md is not None else None
+        self.jitter = spec.get("JitterStrategy", "NONE") == "FULL"
+
+    def delay(self, attempt: int) -> float:
+        d = self.interval * self.backoff ** (attempt - 1)
+        if self.max_delay is not None:
+            d = min(d, self.max_delay)
+        if self.jitter:
+            d = random.uniform(0, d)
+        return d
+
+
+class Catcher:
+    __slots__ = ("errors", "next_name", "next", "result_path", "output", "assign", "jsonata")
+
+    def __init__(self, spec: dict[str, Any]) -> None:
+        self.errors = tuple(spec.get("ErrorEquals", ()))
+        self.next_name = spec.get("Next")
+        self.next: Any = None
+        self.result_path: Callable[[Any, Any], Any] | None = None
+        self.output: Callable[[dict[str, Any], Frame], Any] | None = None
+        self.assign: Callable[[Any, Frame, Any], dict[str, Any]] | None = None
+        self.jsonata = False
+
+
+def error_output(e: ASLError) -> dict[str, Any]:
+    out: dict[str, Any] = {"Error": e.error}
+    if e.cause is not None:
+        out["Cause"] = e.cause
+    return out
+
+
+# --------------------------------------------------------------------------- base
+
+
+class State:
+    is_async = False
+    events = 2  # Entered + Exited, for the AWS event ids quoted in causes
+
+    def __init__(self, name: str, spec: dict[str, Any], flow: Dataflow) -> None:
+        self.name = name
+        self.type = spec.get("Type")
+        self.flow = flow
+        self.next_name: str | None = spec.get("Next")
+        self.next: State | None = None
+        self.track_context = False
+
+    def step(self, frame: Frame, data: Any) -> tuple[State | None, Any]:
+        raise NotImplementedError
+
+    async def astep(self, frame: Frame, data: Any) -> tuple[State | None, Any]:
+        return self.step(frame, data)
+
+    def enter(self, frame: Frame) -> int:
+        ex = frame.execution
+        entered = ex.event_id + 1
+        ex.event_id = entered
+        if self.track_context:
+            frame.state_name = self.name
+            frame.entered_at = ex.clock.now()
+            frame.retry_count = 0
+        return entered
+
+    def finish(self, frame: Frame, raw: Any, result: Any, assign_input: Any) -> Any:
+        """Result -> output (ResultSelector is the caller's), and Assign, for JSONPath or JSONata."""
+        flow = self.flow
+        if flow.jsonata:
+            states = None
+            if flow.output is not None or flow.assign is not None:
+                states = flow.states_binding(raw, frame)
+                states["result"] = result
+            new_vars = flow.assign(result, frame, states) if flow.assign is not None else None
+            out = flow.output(states, frame) if flow.output is not None else result  # type: ignore[arg-type]
+            if new_vars:
+                apply_assign(frame, new_vars)
+            return out
+        if flow.assign is not None:
+            apply_assign(frame, flow.assign(assign_input, frame, None))
+        if flow.result_path is not None:
+            try:
+                result = flow.result_path(raw, result)
+            except PathMissing as e:
+                raise invalid_path(e) from None
+        if flow.output_path is not None:
+            result = flow.output_path(result, frame)
+        return result
+
+
+# --------------------------------------------------------------------------- simple states
+
+
+class PassState(State):
+    def __init__(self, name: str, spec: dict[str, Any], flow: Dataflow, result: Fn | None) -> None:
+        super().__init__(name, spec, flow)
+        self.result = result
+
+    def step(self, frame: Frame, data: Any) -> tuple[State | None, Any]:
+        entered = self.enter(frame)
+        try:
+            flow = self.flow
+            if flow.jsonata:
+                out = self.finish(frame, data, data, data)
+            else:
+                eff = flow.effective_input(data, frame)
+                result = self.result(eff, frame) if self.result is not None else eff
+                out = self.finish(frame, data, result, result)
+        except ASLError as e:
+            locate(e, self.name, entered)
+            raise
+        frame.execution.event_id += 1
+        return self.next, out
+
+
+class SucceedState(State):
+    def step(self, frame: Frame, data: Any) -> tuple[State | None, Any]:
+        entered = self.enter(frame)
+        try:
+            flow = self.flow
+            if flow.jsonata:
+                out = self.finish(frame, data, data, data)
+            else:
+                out = flow.effective_input(data, frame)
+                if flow.output_path is not None:
+                    out = flow.output_path(out, frame)
+        except ASLError as e:
+            locate(e, self.name, entered)
+            raise
+        frame.execution.event_id += 1
+        return None, out
+
+
+class FailState(State):
+    events = 1
+
+    def __init__(self, name: str, spec: dict[str, Any], flow: Dataflow,
+                 error: Fn | None, cause: Fn | None) -> None:
+        super().__init__(name, spec, flow)
+        self.error = error
+        self.cause = cause
+
+    def step(self, frame: Frame, data: Any) -> tuple[State | None, Any]:
+        entered = self.enter(frame)
+        try:
+            error = self.error(data, frame) if self.error is not None else None
+            cause = self.cause(data, frame) if self.cause is not None else None
+        except ASLError as e:
+            locate(e, self.name, entered)
+            raise
+        raise ASLError(error, cause, located=True)  # type: ignore[arg-type]
+
+
+class ChoiceState(State):
+    def __init__(self, name: str, spec: dict[str, Any], flow: Dataflow,
+                 rules: list[tuple[Fn, str, Any]], default: str | None,
+                 rule_output: list[Any]) -> None:
+        super().__init__(name, spec, flow)
+        # (predicate, next name, rule Assign) per rule; resolved to states after compile.
+        self.rules = rules
+        self.rule_output = rule_output
+        self.resolved: list[tuple[Fn, State, Any, Any]] = []
+        self.default_name = default
+        self.default: State | None = None
+
+    def step(self, frame: Frame, data: Any) -> tuple[State | None, Any]:
+        entered = self.enter(frame)
+        flow = self.flow
+        try:
+            if flow.jsonata:
+                states = flow.states_binding(data, frame)
+                for pred, nxt, assign, output in self.resolved:
+                    if pred(states, frame):
+                        out = output(states, frame) if output is not None else (
+                            flow.output(states, frame) if flow.output is not None else data)
+                        if assign is not None:
+                            apply_assign(frame, assign(data, frame, states))
+                        elif flow.assign is not None and False:
+                            pass
+                        frame.execution.event_id += 1
+                        return nxt, out
+                return self._default(frame, data, data, states)
+            eff = data if flow.input_path is None else flow.input_path(data, frame)
+            for pred, nxt, assign, _ in self.resolved:
+                if pred(eff, frame):
+                    if assign is not None:
+                        apply_assign(frame, assign(eff, frame, None))
+                    out = eff if flow.output_path is None else flow.output_path(eff, frame)
+                    frame.execution.event_id += 1
+                    return nxt, out
+            return self._default(frame, data, eff, None)
+        except ASLError as e:
+            locate(e, self.name, entered)
+            raise
+
+    def _default(self, frame: Frame, raw: Any, eff: Any, states: Any) -> tuple[State | None, Any]:
+        if self.default is None:
+            raise ASLError(errors.NO_CHOICE_MATCHED, "No Matches!", located=True)
+        flow = self.flow
+        if flow.assign is not None:
+            apply_assign(frame, flow.assign(eff, frame, states))
+        if flow.jsonata:
+            out = flow.output(states, frame) if flow.output is not None else raw
+        else:
+            out = eff if flow.output_path is None else flow.output_path(eff, frame)
+        frame.execution.event_id += 1
+        return self.default, out
+
+
+class WaitState(State):
+    is_async = True
+
+    def __init__(self, name: str, spec: dict[str, Any], flow: Dataflow,
+                 delay: Callable[[Any, Frame, Any], float]) -> None:
+        super().__init__(name, spec, flow)
+        self.delay = delay  # (effective input, frame, states) -> seconds to wait
+
+    async def astep(self, frame: Frame, data: Any) -> tuple[State | None, Any]:
+        entered = self.enter(frame)
+        flow = self.flow
+        try:
+            if flow.jsonata:
+                states = flow.states_binding(data, frame)
+                seconds = self.delay(data, frame, states)
+            else:
+                eff = data if flow.input_path is None else flow.input_path(data, frame)
+                seconds = self.delay(eff, frame, None)
+        except ASLError as e:
+            locate(e, self.name, entered)
+            raise
+        if seconds > 0:
+            await sleep_within_deadline(frame.execution, seconds)
+        try:
+            if flow.jsonata:
+                out = self.finish(frame, data, data, data)
+            else:
+                if flow.assign is not None:
+                    apply_assign(frame, flow.assign(eff, frame, None))
+                out = eff if flow.output_path is None else flow.output_path(eff, frame)
+        except ASLError as e:
+            locate(e, self.name, entered)
+            raise
+        frame.execution.event_id += 1
+        return self.next, out
+
+
+# --------------------------------------------------------------------------- retry/catch states
+
+
+class RecoverableState(State):
+    """Task, Parallel and Map: ``attempt`` does the work; Retry and Catch wrap it."""
+
+    is_async = True
+    attempt_events = 3  # events one failed attempt adds (e.g. Scheduled, Started, Failed)
+
+    def __init__(self, name: str, spec: dict[str, Any], flow: Dataflow,
+                 retriers: list[Retrier], catchers: list[Catcher]) -> None:
+        super().__init__(name, spec, flow)
+        self.retriers = retriers
+        self.catchers = catchers
+
+    async def attempt(self, frame: Frame, raw: Any, entered: int) -> Any:
+        raise NotImplementedError
+
+    async def astep(self, frame: Frame, data: Any) -> tuple[State | None, Any]:
+        entered = self.enter(frame)
+        counts: list[int] | None = None
+        while True:
+            try:
+                out = await self.attempt(frame, data, entered)
+                frame.execution.event_id += 1
+                return self.next, out
+            except ASLError as e:
+                locate(e, self.name, entered)
+                error = e
+            retrier_index = -1
+            for i, r in enumerate(self.retriers):
+                if errors.matches(error.error, r.errors):
+                    retrier_index = i
+                    break
+            if retrier_index >= 0:
+                if counts is None:
+                    counts = [0] * len(self.retriers)
+                r = self.retriers[retrier_index]
+                if counts[retrier_index] < r.max_attempts:
+                    counts[retrier_index] += 1
+                    frame.retry_count = sum(counts)
+                    await sleep_within_deadline(frame.execution, r.delay(counts[retrier_index]))
+                    continue
+            for c in self.catchers:
+                if errors.matches(error.error, c.errors):
+                    return c.next, self.caught(frame, data, error, c)
+            raise error
+
+    def caught(self, frame: Frame, raw: Any, e: ASLError, c: Catcher) -> Any:
+        err = error_output(e)
+        frame.execution.event_id += 1
+        if c.jsonata:
+            states = self.flow.states_binding(raw, frame)
+            states["errorOutput"] = err
+            new_vars = c.assign(err, frame, states) if c.assign is not None else None
+            out = c.output(states, frame) if c.output is not None else err
+            if new_vars:
+                apply_assign(frame, new_vars)
+            return out
+        if c.assign is not None:
+            apply_assign(frame, c.assign(err, frame, None))
+        if c.result_path is None:
+            return err
+        try:
+            return c.result_path(raw, err)
+        except PathMissing as pm:
+            raise invalid_path(pm) from None
+
+
+class TaskState(RecoverableState):
+    def __init__(self, name: str, spec: dict[str, Any], flow: Dataflow,
+                 retriers: list[Retrier], catchers: list[Catcher],
+                 invoke: Callable[[Any, Frame, float | None], Any],
+                 timeout: Callable[[Any, Frame, Any], float | None],
+                 credentials: Fn | None) -> None:
+        super().__init__(name, spec, flow, retriers, catchers)
+        self.invoke = invoke  # async (effective input, frame, timeout) -> result
+        self.timeout = timeout
+        self.credentials = credentials
+
+    async def attempt(self, frame: Frame, raw: Any, entered: int) -> Any:
+        flow = self.flow
+        ex = frame.execution
+        ex.event_id += self.attempt_events
+        states = None
+        if flow.jsonata:
+            states = flow.states_binding(raw, frame)
+            eff = flow.arguments(states, frame) if flow.arguments is not None else raw
+            timeout = self.timeout(raw, frame, states)
+        else:
+            if flow.input_path is not None:
+                raw_eff = flow.input_path(raw, frame)
+            else:
+                raw_eff = raw
+            eff = flow.parameters(raw_eff, frame) if flow.parameters is not None else raw_eff
+            timeout = self.timeout(raw, frame, None)
+        if self.credentials is not None:
+            self.credentials(raw, frame)
+        result = await self.invoke(eff, frame, timeout)
+        if flow.jsonata:
+            return self.finish(frame, raw, result, result)
+        if flow.result_selector is not None:
+            result = flow.result_selector(result, frame)
+        return self.finish(frame, raw, result, result)
+
+
+class ParallelState(RecoverableState):
+    attempt_events = 0
+
+    def __init__(self, name: str, spec: dict[str, Any], flow: Dataflow,
+                 retriers: list[Retrier], catchers: list[Catcher], branches: list[Block]) -> None:
+        super().__init__(name, spec, flow, retriers, catchers)
+        self.branches = branches
+        self.inner_async = any(b.is_async for b in branches)
+
+    async def attempt(self, frame: Frame, raw: Any, entered: int) -> Any:
+        flow = self.flow
+        ex = frame.execution
+        ex.event_id += 1  # ParallelStateStarted
+        if flow.jsonata:
+            states = flow.states_binding(raw, frame)
+            eff = flow.arguments(states, frame) if flow.arguments is not None else raw
+        else:
+            eff = flow.effective_input(raw, frame)
+        if not self.inner_async:
+            results = [b.run_sync(Frame(ex, dict(frame.vars)), eff) for b in self.branches]
+        else:
+            results = await run_concurrently(
+                [(lambda b=b: b.run(Frame(ex, dict(frame.vars)), eff)) for b in self.branches], 0)
+        ex.event_id += 1  # ParallelStateSucceeded
+        if not flow.jsonata and flow.result_selector is not None:
+            results = flow.result_selector(results, frame)
+        return self.finish(frame, raw, results, results)
+
+
+async def run_concurrently(jobs: list[Callable[[], Any]], limit: int) -> list[Any]:
+    """Run coroutine factories concurrently (at most ``limit`` at once, 0 = all); results in
+    order. The first failure cancels the rest and is raised as itself."""
+    if limit == 1:
+        return [await job() for job in jobs]
+    results: list[Any] = [None] * len(jobs)
+    sem = asyncio.Semaphore(limit) if 0 < limit < len(jobs) else None
+
+    async def one(i: int, job: Callable[[], Any]) -> None:
+        if sem is None:
+            results[i] = await job()
+        else:
+            async with sem:
+                results[i] = await job()
+
+    try:
+        async with asyncio.TaskGroup() as tg:
+            for i, job in enumerate(jobs):
+                tg.create_task(one(i, job))
+    except BaseExceptionGroup as group:
+        for exc in group.exceptions:
+            if isinstance(exc, ExecutionTimedOut):
+                raise exc from None
+        for exc in group.exceptions:
+            if isinstance(exc, ASLError):
+                raise exc from None
+        raise group.exceptions[0] from None
+    return results
+
+
+class MapState(RecoverableState):
+    attempt_events = 0
+
+    def __init__(self, name: str, spec: dict[str, Any], flow: Dataflow,
+                 retriers: list[Retrier], catchers: list[Catcher], processor: Block,
+                 items: Callable[[Any, Frame, Any], Any],
+                 item_selector: Callable[[Any, Frame, Any], Any] | None,
+                 max_concurrency: Callable[[Any, Frame, Any], int],
+                 tolerated: Callable[[Any, Frame, Any], tuple[float | None, int | None]],
+                 ) -> None:
+        super().__init__(name, spec, flow, retriers, catchers)
+        self.processor = processor
+        self.items = items
+        self.item_selector = item_selector
+        self.max_concurrency = max_concurrency
+        self.tolerated = tolerated
+
+    async def attempt(self, frame: Frame, raw: Any, entered: int) -> Any:
+        flow = self.flow
+        ex = frame.execution
+        ex.event_id += 1  # MapStateStarted
+        states = None
+        if flow.jsonata:
+            states = flow.states_binding(raw, frame)
+            eff = raw
+        else:
+            eff = raw if flow.input_path is None else flow.input_path(raw, frame)
+        items = self.items(eff, frame, states)
+        limit = self.max_concurrency(eff, frame, states)
+        pct, count = self.tolerated(eff, frame, states)
+        inputs = []
+        for i, item in enumerate(items):
+            if self.item_selector is not None:
+                sel_frame = Frame(ex, frame.vars, {"Index": i, "Value": item})
+                sel_frame.state_name = frame.state_name
+                sel_frame.entered_at = frame.entered_at
+                inputs.append(self.item_selector(eff, sel_frame, states))
+            else:
+                inputs.append(item)
+        processor = self.processor
+        if pct is None and count is None:
+            if not processor.is_async:
+                results = []
+                for v in inputs:
+                    ex.event_id += 1  # MapIterationStarted
+                    results.append(processor.run_sync(Frame(ex, dict(frame.vars)), v))
+                    ex.event_id += 1  # MapIterationSucceeded
+            else:
+                results = await run_concurrently(
+                    [(lambda v=v: self._iteration(frame, v)) for v in inputs],
+                    min(limit, 40) if limit else 40)
+        else:
+            results = await self._tolerant(frame, inputs, limit, pct, count)
+        ex.event_id += 1  # MapStateSucceeded
+        if not flow.jsonata and flow.result_selector is not None:
+            results = flow.result_selector(results, frame)
+        return self.finish(frame, raw, results, results)
+
+    async def _iteration(self, frame: Frame, value: Any) -> Any:
+        ex = frame.execution
+        ex.event_id += 1
+        if self.processor.is_async:
+            out = await self.processor.run(Frame(ex, dict(frame.vars)), value)
+        else:
+            out = self.processor.run_sync(Frame(ex, dict(frame.vars)), value)
+        ex.event_id += 1
+        return out
+
+    async def _tolerant(self, frame: Frame, inputs: list[Any], limit: int,
+                        pct: float | None, count: int | None) -> list[Any]:
+        failures = 0
+        results: list[Any] = [None] * len(inputs)
+        last: ASLError | None = None
+
+        def exceeded() -> bool:
+            if count is not None and failures > count:
+                return True
+            if pct is not None and inputs and failures * 100.0 / len(inputs) > pct:
+                return True
+            return False
+
+        for i, v in enumerate(inputs):
+            try:
+                results[i] = await self._iteration(frame, v)
+            except ASLError as e:
+                failures += 1
+                last = e
+                results[i] = None
+                if exceeded():
+                    break
+        if failures and exceeded():
+            raise ASLError(
+                errors.EXCEED_TOLERATED_FAILURE_THRESHOLD,
+                "The specified tolerated failure threshold was exceeded",
+                located=True,
+            )
+        del last
+        return results
