@@ -108,6 +108,10 @@ class Compiler:
             return block
         for name, state in block.states.items():
             self.link(block, state, where + ptr("States", name))
+        if not self.problems:
+            for state in block.states.values():
+                if isinstance(state, PassState):
+                    state.specialize()
         block.start = block.states.get(spec.get("StartAt"))  # type: ignore[arg-type]
         if block.start is None:
             self.problems.append(Problem(where + "/StartAt", "MISSING_TRANSITION_TARGET",
@@ -459,24 +463,18 @@ class Compiler:
         if jsonata:
             if "Items" in spec:
                 items_v = spec["Items"]
-                if is_jsonata_expr(items_v):
-                    tpl = jsonata_template(items_v, "Items", where + "/Items")
-                    expr_text = items_v[2:-2].strip()
+                tpl = jsonata_template(items_v, "Items", where + "/Items")
+                expr_text = items_v[2:-2].strip() if is_jsonata_expr(items_v) else payload.json_text(items_v)
 
-                    def items(data: Any, frame: Frame, states: Any) -> Any:
-                        v = tpl(states, frame)
-                        if not isinstance(v, list):
-                            raise ASLError(
-                                errors.QUERY_EVALUATION_ERROR,
-                                f"The JSONata expression '{expr_text}' specified for the field 'Items' returned an "
-                                f"unexpected result type. Expected 'array', but was '{_json_type(v)}' for value: "
-                                f"{payload.json_text(v)}")
-                        return v
-                else:
-                    lit = _literal(items_v)
-
-                    def items(data: Any, frame: Frame, states: Any) -> Any:
-                        return lit(None, frame)
+                def items(data: Any, frame: Frame, states: Any) -> Any:
+                    v = tpl(states, frame)
+                    if not isinstance(v, list):
+                        raise ASLError(
+                            errors.QUERY_EVALUATION_ERROR,
+                            f"The JSONata expression '{expr_text}' specified for the field 'Items' returned an "
+                            f"unexpected result type. Expected 'array', but was '{_json_type(v)}' for value: "
+                            f"{payload.json_text(v)}")
+                    return v
             else:
                 def items(data: Any, frame: Frame, states: Any) -> Any:
                     if not isinstance(data, list):

@@ -231,6 +231,7 @@ def compile_setter(text: str) -> Setter:
                 return d
             raise PathMissing(path.text, f"Missing property in path {path.jayway(1)}")
 
+        set_one.key = key  # type: ignore[attr-defined]  # lets states inline the write
         return set_one
 
     def set_deep(d: Any, v: Any) -> Any:

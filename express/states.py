@@ -220,6 +220,52 @@ class PassState(State):
         return self.next, out
 
 
+    def specialize(self) -> None:
+        """Swap in a tight closure for the common JSONPath shape (Result/Parameters written by
+        ResultPath, no InputPath/OutputPath/Assign): the bulk of real Pass states."""
+        flow = self.flow
+        if (flow.jsonata or self.track_context or flow.assign is not None
+                or flow.input_path is not None or flow.output_path is not None):
+            return
+        result = self.result
+        rp = flow.result_path
+        key = getattr(rp, "key", None)
+        nxt = self.next
+        name = self.name
+        generic = self.step
+        if result is None or (rp is not None and key is None):
+            return
+
+        if rp is None:
+            def step_replace(frame: Frame, data: Any) -> tuple[State | None, Any]:
+                ex = frame.execution
+                ex.event_id += 2
+                try:
+                    return nxt, result(data, frame)
+                except ASLError as e:
+                    locate(e, name, ex.event_id - 1)
+                    raise
+
+            self.step = step_replace  # type: ignore[method-assign]
+            return
+
+        def step_set(frame: Frame, data: Any) -> tuple[State | None, Any]:
+            if type(data) is not dict:
+                return generic(frame, data)
+            ex = frame.execution
+            ex.event_id += 2
+            try:
+                r = result(data, frame)
+            except ASLError as e:
+                locate(e, name, ex.event_id - 1)
+                raise
+            out = data.copy()
+            out[key] = r
+            return nxt, out
+
+        self.step = step_set  # type: ignore[method-assign]
+
+
 class SucceedState(State):
     def step(self, frame: Frame, data: Any) -> tuple[State | None, Any]:
         entered = self.enter(frame)
