@@ -1,0 +1,188 @@
+"""Service configuration, read once from ``<config dir>/express.toml`` plus environment variables
+into a frozen :class:`Settings`.
+
+Every setting ``[section] key`` can be overridden by the environment variable
+``EXPRESS_<SECTION>_<KEY>`` (upper case), e.g. ``EXPRESS_KAFKA_BOOTSTRAP=broker:9092``.
+A bad file or value fails at start with the file, the key and the reason (:class:`ConfigError`).
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+import pathlib
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any, get_type_hints
+
+CONFIG_FILE = "express.toml"
+ENV_PREFIX = "EXPRESS_"
+
+
+class ConfigError(ValueError):
+    """A configuration problem: where (file and key) and why."""
+
+    def __init__(self, where: str, key: str, reason: str) -> None:
+        super().__init__(f"{where}: {key}: {reason}")
+        self.where = where
+        self.key = key
+        self.reason = reason
+
+
+@dataclass(frozen=True, slots=True)
+class EngineSettings:
+    max_duration_s: float = 300.0  # Express: 5 minutes per execution
+    max_payload_bytes: int = 256 * 1024
+    virtual_time: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class KafkaSettings:
+    bootstrap: str = ""  # empty: start the embedded broker
+    group_id: str = "express"
+    client_id: str = "express"
+    max_in_flight: int = 10_000
+    results_suffix: str = ".results"
+    failures_suffix: str = ".failures"
+    dlq_suffix: str = ".dlq"
+    machine_header: str = "express-machine"
+    security_protocol: str = "PLAINTEXT"
+    sasl_mechanism: str = ""
+    sasl_username: str = ""
+    sasl_password: str = ""
+    ssl_cafile: str = ""
+    session_timeout_ms: int = 10_000
+    heartbeat_interval_ms: int = 3_000
+    linger_ms: int = 5
+    max_batch_bytes: int = 1_048_576
+    commit_interval_ms: int = 200
+
+
+@dataclass(frozen=True, slots=True)
+class HttpSettings:
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    port: int = 8080
+    name_retention_s: float = 3600.0
+    max_names: int = 100_000
+    max_body_bytes: int = 1_048_576
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    config_dir: str = "config"
+    engine: EngineSettings = field(default_factory=EngineSettings)
+    kafka: KafkaSettings = field(default_factory=KafkaSettings)
+    http: HttpSettings = field(default_factory=HttpSettings)
+    # topic -> machine name
+    bindings: Mapping[str, str] = field(default_factory=dict)
+    # Lambda function name -> "package.module:callable"
+    functions: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def machines_dir(self) -> pathlib.Path:
+        return pathlib.Path(self.config_dir) / "machines"
+
+
+_SECTIONS: dict[str, type[Any]] = {"engine": EngineSettings, "kafka": KafkaSettings, "http": HttpSettings}
+
+
+def _coerce(value: Any, typ: Any, where: str, key: str) -> Any:
+    if typ is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("1", "true", "yes", "on", "0", "false", "no", "off"):
+            return value.lower() in ("1", "true", "yes", "on")
+        raise ConfigError(where, key, f"expected true or false, got {value!r}")
+    if typ is int:
+        if isinstance(value, bool):
+            raise ConfigError(where, key, f"expected an integer, got {value!r}")
+        try:
+            return int(value)
+        except (TypeError, ValueError):
+            raise ConfigError(where, key, f"expected an integer, got {value!r}") from None
+    if typ is float:
+        if isinstance(value, bool):
+            raise ConfigError(where, key, f"expected a number, got {value!r}")
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            raise ConfigError(where, key, f"expected a number, got {value!r}") from None
+    if typ is str:
+        if not isinstance(value, str):
+            raise ConfigError(where, key, f"expected a string, got {value!r}")
+        return value
+    return value
+
+
+def _section(cls: type[Any], table: Mapping[str, Any], env: Mapping[str, str], name: str, where: str) -> Any:
+    hints = get_type_hints(cls)
+    known = {f.name for f in dataclasses.fields(cls)}
+    for key in table:
+        if key not in known:
+            raise ConfigError(where, f"{name}.{key}", f"unknown setting (known: {', '.join(sorted(known))})")
+    values: dict[str, Any] = {}
+    for f in dataclasses.fields(cls):
+        env_name = f"{ENV_PREFIX}{name.upper()}_{f.name.upper()}"
+        if env_name in env:
+            values[f.name] = _coerce(env[env_name], hints[f.name], "environment", env_name)
+        elif f.name in table:
+            values[f.name] = _coerce(table[f.name], hints[f.name], where, f"{name}.{f.name}")
+    settings = cls(**values)
+    _check_ranges(settings, name, where)
+    return settings
+
+
+def _check_ranges(settings: Any, name: str, where: str) -> None:
+    for f in dataclasses.fields(settings):
+        v = getattr(settings, f.name)
+        if isinstance(v, (int, float)) and not isinstance(v, bool) and v < 0:
+            raise ConfigError(where, f"{name}.{f.name}", f"must not be negative, got {v}")
+    if name == "http" and not 0 <= settings.port <= 65535:
+        raise ConfigError(where, "http.port", f"must be a port number, got {settings.port}")
+    if name == "kafka" and settings.max_in_flight < 1:
+        raise ConfigError(where, "kafka.max_in_flight", "must be at least 1")
+    if name == "engine" and settings.max_duration_s <= 0:
+        raise ConfigError(where, "engine.max_duration_s", "must be positive")
+
+
+def _string_table(table: Any, where: str, name: str) -> dict[str, str]:
+    if not isinstance(table, dict):
+        raise ConfigError(where, name, "expected a table of strings")
+    for k, v in table.items():
+        if not isinstance(v, str):
+            raise ConfigError(where, f"{name}.{k}", f"expected a string, got {v!r}")
+    return dict(table)
+
+
+def load_settings(config_dir: str | os.PathLike[str] = "config", env: Mapping[str, str] | None = None) -> Settings:
+    """Read ``express.toml`` in ``config_dir`` (optional) and apply environment overrides."""
+    env = os.environ if env is None else env
+    config_dir = env.get(ENV_PREFIX + "CONFIG_DIR", str(config_dir))
+    path = pathlib.Path(config_dir) / CONFIG_FILE
+    where = str(path)
+    data: dict[str, Any] = {}
+    if path.exists():
+        try:
+            data = tomllib.loads(path.read_text())
+        except tomllib.TOMLDecodeError as e:
+            raise ConfigError(where, "(file)", f"not valid TOML: {e}") from None
+        except OSError as e:
+            raise ConfigError(where, "(file)", f"cannot read: {e.strerror}") from None
+    allowed = set(_SECTIONS) | {"bindings", "functions"}
+    for key in data:
+        if key not in allowed:
+            raise ConfigError(where, key, f"unknown section (known: {', '.join(sorted(allowed))})")
+    sections = {}
+    for name, cls in _SECTIONS.items():
+        table = data.get(name, {})
+        if not isinstance(table, dict):
+            raise ConfigError(where, name, "expected a table")
+        sections[name] = _section(cls, table, env, name, where)
+    return Settings(
+        config_dir=str(config_dir),
+        bindings=MappingProxyType(_string_table(data.get("bindings", {}), where, "bindings")),
+        functions=MappingProxyType(_string_table(data.get("functions", {}), where, "functions")),
+        **sections,
+    )

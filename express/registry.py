@@ -1,0 +1,94 @@
+"""The named state machines a service runs: those in ``<config>/machines/NAME.asl.json`` at start,
+plus any created over the API (kept in memory)."""
+from __future__ import annotations
+
+import importlib
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from express.clock import RealClock, VirtualClock
+from express.config import ConfigError, Settings
+from express.engine import Engine, Machine
+from express.errors import DefinitionError
+
+MACHINE_SUFFIX = ".asl.json"
+
+
+@dataclass(slots=True)
+class Entry:
+    machine: Machine
+    definition_text: str
+    created: float
+    role_arn: str = "arn:aws:iam::000000000000:role/express"
+    logging: dict[str, Any] | None = None
+
+
+def load_function(spec: str, where: str, key: str) -> Callable[..., Any]:
+    """``package.module:attribute`` -> the callable."""
+    module_name, _, attr = spec.partition(":")
+    if not module_name or not attr:
+        raise ConfigError(where, key, f"expected 'package.module:function', got {spec!r}")
+    try:
+        fn = getattr(importlib.import_module(module_name), attr)
+    except (ImportError, AttributeError) as e:
+        raise ConfigError(where, key, f"cannot load {spec!r}: {e}") from None
+    if not callable(fn):
+        raise ConfigError(where, key, f"{spec!r} is not callable")
+    return fn  # type: ignore[no-any-return]
+
+
+class Registry:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._entries: dict[str, Entry] = {}
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Registry:
+        where = str(settings.machines_dir.parent / "express.toml")
+        functions = {name: load_function(spec, where, f"functions.{name}") for name, spec in settings.functions.items()}
+        clock = VirtualClock() if settings.engine.virtual_time else RealClock()
+        engine = Engine(functions=functions, clock=clock, max_duration_s=settings.engine.max_duration_s,
+                        max_payload_bytes=settings.engine.max_payload_bytes)
+        registry = cls(engine)
+        mdir = settings.machines_dir
+        if mdir.is_dir():
+            for path in sorted(mdir.glob("*" + MACHINE_SUFFIX)):
+                name = path.name[: -len(MACHINE_SUFFIX)]
+                try:
+                    registry.put(name, path.read_text())
+                except DefinitionError as e:
+                    raise ConfigError(str(path), "definition", "; ".join(str(p) for p in e.problems)) from None
+        for topic, machine in settings.bindings.items():
+            if machine not in registry:
+                raise ConfigError(where, f"bindings.{topic}", f"no machine named {machine!r} in {mdir}")
+        return registry
+
+    def put(self, name: str, definition: str | Mapping[str, Any]) -> Entry:
+        text = definition if isinstance(definition, str) else orjson.dumps(definition).decode()
+        machine = self.engine.compile(text, name=name)
+        entry = Entry(machine, text, time.time())
+        self._entries[name] = entry
+        return entry
+
+    def get(self, name: str) -> Machine | None:
+        entry = self._entries.get(name)
+        return entry.machine if entry is not None else None
+
+    def entry(self, name: str) -> Entry | None:
+        return self._entries.get(name)
+
+    def delete(self, name: str) -> bool:
+        return self._entries.pop(name, None) is not None
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._entries
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(sorted(self._entries))
+
+    def __len__(self) -> int:
+        return len(self._entries)
