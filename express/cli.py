@@ -84,12 +84,58 @@ async def _exec(args: argparse.Namespace) -> int:
 
 
 def cmd_exec(args: argparse.Namespace) -> int:
+    rc: int = _run(_exec(args))
+    return rc
+
+
+def _run(coro: Any) -> Any:
     try:
         import uvloop
 
-        return uvloop.run(_exec(args))
+        return uvloop.run(coro)
     except ImportError:
-        return asyncio.run(_exec(args))
+        return asyncio.run(coro)
+
+
+def _hostport(text: str) -> tuple[str, int]:
+    host, _, port = text.rpartition(":")
+    try:
+        return (host or "127.0.0.1"), int(port)
+    except ValueError:
+        raise SystemExit(f"expected HOST:PORT, got {text!r}") from None
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from express.config import ConfigError, load_settings
+    from express.service import Service
+
+    try:
+        settings = load_settings(args.config)
+    except ConfigError as e:
+        print(f"express: configuration error: {e}", file=sys.stderr)
+        return 2
+    http = _hostport(args.http) if args.http else None
+    service = Service(settings, bootstrap=args.bootstrap, http=http, kafka=not args.no_kafka,
+                      http_enabled=False if args.no_http else (True if args.http else None))
+    try:
+        _run(service.run_until_signalled())
+    except ConfigError as e:
+        print(f"express: configuration error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from express.config import ConfigError, load_settings
+    from express.kafka.demo import run_demo
+
+    try:
+        settings = load_settings(args.config)
+    except ConfigError as e:
+        print(f"express: configuration error: {e}", file=sys.stderr)
+        return 2
+    rc: int = _run(run_demo(settings, events=args.events, bootstrap=args.bootstrap))
+    return rc
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -104,6 +150,18 @@ def main(argv: list[str] | None = None) -> int:
     e.add_argument("--name", default=None, help="execution name")
     e.add_argument("--virtual-time", action="store_true", help="Wait states and retries take no real time")
     e.set_defaults(func=cmd_exec)
+    sv = sub.add_parser("serve", help="run the Kafka worker and the HTTP API for the machines in --config")
+    sv.add_argument("--config", default="config", help="config folder (express.toml, machines/)")
+    sv.add_argument("--bootstrap", default=None, help="Kafka HOST:PORT; default: config, else the embedded broker")
+    sv.add_argument("--http", default=None, help="serve HTTP on HOST:PORT (default: from config)")
+    sv.add_argument("--no-http", action="store_true", help="do not serve HTTP")
+    sv.add_argument("--no-kafka", action="store_true", help="do not consume Kafka topics")
+    sv.set_defaults(func=cmd_serve)
+    d = sub.add_parser("demo", help="produce sample events to the bound topics, process them, print what happened")
+    d.add_argument("--config", default="config")
+    d.add_argument("--events", type=int, default=1000)
+    d.add_argument("--bootstrap", default=None)
+    d.set_defaults(func=cmd_demo)
     args = ap.parse_args(argv)
     try:
         rc: int = args.func(args)

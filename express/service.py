@@ -1,0 +1,86 @@
+"""``express serve``: one process that owns the registry, the Kafka worker and the HTTP server.
+
+Start and stop are idempotent; stop tears down in reverse order of start (HTTP stops accepting,
+the Kafka worker drains its in-flight executions, commits and leaves the group, then the
+embedded broker, if this process started one, goes away).
+"""
+from __future__ import annotations
+
+import asyncio
+import signal
+import sys
+from typing import Any
+
+from express.config import Settings
+from express.registry import Registry
+
+
+def log(message: str) -> None:
+    print(f"express: {message}", file=sys.stderr, flush=True)
+
+
+class Service:
+    def __init__(self, settings: Settings, *, bootstrap: str | None = None,
+                 http: tuple[str, int] | None = None, kafka: bool = True, http_enabled: bool | None = None) -> None:
+        self.settings = settings
+        self.bootstrap = bootstrap if bootstrap is not None else (settings.kafka.bootstrap or None)
+        self.http_address = http if http is not None else (settings.http.host, settings.http.port)
+        self.kafka_enabled = kafka
+        self.http_enabled = settings.http.enabled if http_enabled is None else http_enabled
+        self.registry: Registry | None = None
+        self.broker: Any = None
+        self.worker: Any = None
+        self.http: Any = None
+        self._started = False
+        self._stopped = asyncio.Event()
+
+    async def start(self) -> None:
+        if self._started:
+            return
+        self._started = True
+        self.registry = Registry.from_settings(self.settings)
+        log(f"{len(self.registry)} state machine(s): {', '.join(self.registry) or '-'}")
+        if self.kafka_enabled and self.settings.bindings:
+            from express.kafka.broker import EmbeddedBroker
+            from express.kafka.worker import KafkaWorker
+
+            if self.bootstrap is None:
+                self.broker = EmbeddedBroker()
+                self.bootstrap = await self.broker.start()
+                log(f"no Kafka bootstrap servers configured: started the embedded broker at {self.bootstrap}")
+            self.worker = KafkaWorker(self.settings, self.registry, self.bootstrap)
+            await self.worker.start()
+            log(f"Kafka worker consuming {', '.join(sorted(self.settings.bindings))} from {self.bootstrap}")
+        if self.http_enabled:
+            from express.http.server import HttpServer
+
+            host, port = self.http_address
+            self.http = HttpServer(self.settings, self.registry, host=host, port=port, kafka=self.worker)
+            await self.http.start()
+            log(f"HTTP (AWS JSON 1.0 StepFunctions API) on http://{host}:{self.http.port}/")
+
+    async def stop(self) -> None:
+        if not self._started or self._stopped.is_set():
+            return
+        try:
+            if self.http is not None:
+                await self.http.stop()
+            if self.worker is not None:
+                await self.worker.stop()
+            if self.broker is not None:
+                await self.broker.stop()
+        finally:
+            self._stopped.set()
+
+    async def run_until_signalled(self) -> None:
+        loop = asyncio.get_running_loop()
+        stop_requested = asyncio.Event()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop_requested.set)
+        await self.start()
+        try:
+            await stop_requested.wait()
+            log("stopping: draining in-flight executions")
+        finally:
+            await self.stop()
+            log("stopped")
