@@ -35,6 +35,16 @@ class VirtualClock:
         self._sleepers: list[tuple[float, int, asyncio.Future[None]]] = []
         self._seq = itertools.count()
         self._advance_scheduled = False
+        # Task functions awaiting real I/O: time jumps only after they had a real grace period,
+        # so a short real call never loses to a (virtual) TimeoutSeconds it would have met.
+        self._real_work = 0
+        self._grace_since: float | None = None
+
+    real_work_grace_s = 0.1
+
+    def real_work(self) -> _RealWork:
+        """Context manager around real work (an async task function) racing a virtual timer."""
+        return _RealWork(self)
 
     def now(self) -> float:
         return self._now
@@ -63,6 +73,14 @@ class VirtualClock:
         if rounds > 0:
             loop.call_soon(self._settle, loop, rounds - 1)
             return
+        if self._real_work:
+            t = time.monotonic()
+            if self._grace_since is None:
+                self._grace_since = t
+            if t - self._grace_since < self.real_work_grace_s:
+                loop.call_later(self.real_work_grace_s - (t - self._grace_since), self._settle, loop, 0)
+                return
+        self._grace_since = None
         self._advance_scheduled = False
         while self._sleepers and self._sleepers[0][2].done():
             heapq.heappop(self._sleepers)
@@ -79,3 +97,17 @@ class VirtualClock:
             _, _, fut = heapq.heappop(self._sleepers)
             if not fut.done():
                 fut.set_result(None)
+
+
+
+class _RealWork:
+    __slots__ = ("clock",)
+
+    def __init__(self, clock: VirtualClock) -> None:
+        self.clock = clock
+
+    def __enter__(self) -> None:
+        self.clock._real_work += 1
+
+    def __exit__(self, *exc: object) -> None:
+        self.clock._real_work -= 1

@@ -23,6 +23,7 @@ from express.states import (
     SucceedState,
     TaskState,
     WaitState,
+    _discard,
     invalid_path,
 )
 from express.timestamps import parse_timestamp
@@ -203,7 +204,7 @@ class Compiler:
         if kind in ("Task", "Parallel", "Map", "Pass") and "ResultPath" in spec:
             rp = spec["ResultPath"]
             if rp is None:
-                flow.result_path = _discard_result
+                flow.result_path = _discard
             else:
                 try:
                     flow.result_path = jsonpath.compile_setter(rp)
@@ -307,7 +308,7 @@ class Compiler:
     # ------------------------------------------------------------------ Choice
     def choice_state(self, name: str, spec: dict[str, Any], flow: Dataflow, where: str,
                      jsonata: bool) -> State:
-        rules: list[tuple[Any, str, Any]] = []
+        rules: list[tuple[Any, Any, Any]] = []
         outputs: list[Any] = []
         for i, rule in enumerate(spec.get("Choices") or []):
             rwhere = where + ptr("Choices", i)
@@ -317,7 +318,7 @@ class Compiler:
                 cond = rule.get("Condition")
                 if is_jsonata_expr(cond):
                     tpl = jsonata_template(cond, "Condition", rwhere + "/Condition")
-                    pred = _condition(tpl, cond)
+                    pred = _condition(tpl, str(cond))
                 else:
                     pred = (lambda c: lambda states, frame: c is True)(cond)
                 assign = self.jsonata_assign(rule["Assign"], rwhere + "/Assign") if "Assign" in rule else None
@@ -338,8 +339,10 @@ class Compiler:
     # ------------------------------------------------------------------ Wait
     def wait_delay(self, spec: dict[str, Any], where: str, jsonata: bool) -> Callable[[Any, Frame, Any], float]:
         if "Seconds" in spec or "SecondsPath" in spec:
-            get = self.value_field(spec, "Seconds", where, jsonata)
-            assert get is not None
+            maybe_get = self.value_field(spec, "Seconds", where, jsonata)
+            if maybe_get is None:
+                raise CompileFailed(where, "Wait needs Seconds or SecondsPath")
+            get = maybe_get
             via_path = "SecondsPath" in spec
             path_text = spec.get("SecondsPath")
 
@@ -363,15 +366,15 @@ class Compiler:
                 return float(v)
 
             return seconds
-        get = self.value_field(spec, "Timestamp", where, jsonata)
-        if get is None:
+        ts_get = self.value_field(spec, "Timestamp", where, jsonata)
+        if ts_get is None:
             return lambda data, frame, states: 0.0
         via_path = "TimestampPath" in spec
         path_text = spec.get("TimestampPath")
 
         def until(data: Any, frame: Frame, states: Any) -> float:
             try:
-                v = get(data, frame, states)
+                v = ts_get(data, frame, states)
             except _MissingField:
                 raise ASLError(errors.RUNTIME,
                                f"The TimestampPath parameter does not reference an input value: {path_text}") from None
@@ -407,7 +410,7 @@ class Compiler:
                 if "ResultPath" in c:
                     rp = c["ResultPath"]
                     if rp is None:
-                        catcher.result_path = _discard_result
+                        catcher.result_path = _discard
                     else:
                         try:
                             catcher.result_path = jsonpath.compile_setter(rp)
@@ -439,7 +442,7 @@ class Compiler:
                 v = timeout_get(data, frame, states)
             except _MissingField:
                 raise ASLError(errors.RUNTIME,
-                               f"Invalid path '{tpath}' : No results for path: {jsonpath.parse_path(tpath).jayway()}") from None
+                               f"Invalid path '{tpath}' : No results for path: {jsonpath.parse_path(str(tpath)).jayway()}") from None
             if type(v) is bool or not isinstance(v, (int, float)) or v <= 0:
                 raise ASLError(errors.QUERY_EVALUATION_ERROR if jsonata else errors.RUNTIME,
                                f"The TimeoutSeconds field must be a positive integer, but was: {payload.json_text(v)}")
@@ -522,7 +525,7 @@ class Compiler:
                 v = mc(data, frame, states)
             except _MissingField:
                 raise ASLError(errors.RUNTIME, f"Invalid path '{mc_path}' : No results for path: "
-                                               f"{jsonpath.parse_path(mc_path).jayway()}") from None
+                                               f"{jsonpath.parse_path(str(mc_path)).jayway()}") from None
             if type(v) is bool or not isinstance(v, (int, float)) or (isinstance(v, float) and not v.is_integer()):
                 raise ASLError(errors.RUNTIME if mc_path else errors.QUERY_EVALUATION_ERROR,
                                f"The MaxConcurrencyPath field refers to value \"{_plain(v)}\" which is not a valid integer: {mc_path}")
@@ -603,8 +606,6 @@ def _empty_object(data: Any, frame: Frame) -> Any:
     return {}
 
 
-def _discard_result(raw: Any, result: Any) -> Any:
-    return raw
 
 
 def _literal(value: Any) -> Callable[[Any, Frame], Any]:

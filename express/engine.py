@@ -72,10 +72,13 @@ class Engine:
                 raise DefinitionError([Problem("", "INVALID_JSON_DESCRIPTION", f"Invalid JSON: {e}")]) from None
         from express.validation import validate
 
-        problems = validate(definition)
-        if problems:
-            raise DefinitionError(problems)
-        text = orjson.dumps(definition).decode()
+        try:
+            problems = validate(definition)
+            if problems:
+                raise DefinitionError(problems)
+            text = orjson.dumps(definition).decode()
+        except (RecursionError, orjson.JSONEncodeError):
+            raise DefinitionError([Problem("", "SCHEMA_VALIDATION_FAILED", "The definition is nested too deeply")]) from None
         tracks_context = "$$" in text or "states.context" in text
         compiler = Compiler(self.functions, tracks_context, definition.get("QueryLanguage", JSONPATH))
         try:
@@ -102,11 +105,14 @@ class Machine:
         self.arn = f"arn:aws:states:{engine.region}:{engine.account}:stateMachine:{name}"
         self._exec_arn_prefix = f"arn:aws:states:{engine.region}:{engine.account}:express:{name}:"
         self.timeout_s = timeout_s
-        self.check_input_size = True
 
-    async def execute(self, input: Any = _NO_INPUT, name: str | None = None) -> ExecutionResult:
+    async def execute(self, input: Any = _NO_INPUT, name: str | None = None, *,
+                      input_size: int | None = None) -> ExecutionResult:
         """Run one execution to completion; never raises for anything the definition or the
-        input does: the outcome is in the result."""
+        input does: the outcome is in the result.
+
+        ``input_size``: the input's size in bytes as JSON, when the caller already knows it
+        (it read the input as JSON text), to spare measuring it again."""
         engine = self.engine
         clock = engine.clock
         if input is _NO_INPUT:
@@ -122,18 +128,16 @@ class Machine:
                        start + cap, time.monotonic() + cap if not clock.virtual else time.monotonic() + engine.max_duration_s)
         block = self.block
         try:
-            if self.check_input_size and len(orjson.dumps(input)) > engine.max_payload_bytes:
+            size = len(orjson.dumps(input)) if input_size is None else input_size
+            if size > engine.max_payload_bytes:
                 raise ASLError(errors.DATA_LIMIT_EXCEEDED,
                                "The input exceeds the maximum number of bytes service limit.", located=True)
-            frame = Frame(ex)
+            ex.limit = engine.max_payload_bytes
+            frame = Frame(ex, None, None, size)
             if block.is_async:
                 output = await block.run(frame, input)
             else:
                 output = block.run_sync(frame, input)
-            if len(orjson.dumps(output)) > engine.max_payload_bytes:
-                raise ASLError(errors.DATA_LIMIT_EXCEEDED,
-                               "The state/task returned a result with a size exceeding the maximum number "
-                               "of bytes service limit.", located=True)
             return ExecutionResult("SUCCEEDED", output, None, None, name, start, clock.now(), ex.transitions)
         except ASLError as e:
             return ExecutionResult("FAILED", None, e.error, e.cause, name, start, clock.now(), ex.transitions)

@@ -14,7 +14,7 @@ class Execution:
 
     __slots__ = (
         "machine_name", "machine_arn", "name", "arn", "input", "start_time", "clock",
-        "deadline", "real_deadline", "event_id", "transitions", "var_bytes",
+        "deadline", "real_deadline", "event_id", "transitions", "var_bytes", "limit",
     )
 
     def __init__(self, machine_name: str, machine_arn: str, name: str, arn: str, input: Any,
@@ -31,17 +31,22 @@ class Execution:
         self.event_id = 1  # ExecutionStarted
         self.transitions = 0
         self.var_bytes = 0
+        self.limit = 256 * 1024  # payload limit in bytes (States.DataLimitExceeded above it)
 
 
 class Frame:
     """One scope of an execution: its variables and the state it is in."""
 
     __slots__ = ("execution", "vars", "state_name", "entered_at", "entered_event", "retry_count",
-                 "map_item", "next")
+                 "map_item", "next", "size")
 
     def __init__(self, execution: Execution, vars: dict[str, Any] | None = None,
-                 map_item: dict[str, Any] | None = None) -> None:
+                 map_item: dict[str, Any] | None = None, size: int = 0) -> None:
         self.execution = execution
+        # An upper bound of the serialised size of the data this scope's current state holds,
+        # kept exact where cheap: each state adds the size of what it writes, and only when the
+        # bound passes the limit is the whole payload measured (see states.check_size).
+        self.size = size
         self.vars: dict[str, Any] = {} if vars is None else vars
         self.state_name = ""
         self.entered_at = 0.0

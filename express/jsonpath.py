@@ -257,9 +257,9 @@ def _set_in(path: Path, node: Any, i: int, v: Any) -> Any:
         return copy
     if type(node) is not dict:
         raise PathMissing(path.text, f"Missing property in path {path.jayway(i)}")
-    copy = node.copy()
+    obj: dict[str, Any] = node.copy()
     child = node.get(seg)
     if child is None and i + 1 < len(segs):
         child = [] if isinstance(segs[i + 1], int) else {}
-    copy[seg] = _set_in(path, child, i + 1, v)
-    return copy
+    obj[seg] = _set_in(path, child, i + 1, v)
+    return obj

@@ -9,6 +9,7 @@ before its Retry and Catch see them.
 from __future__ import annotations
 
 import asyncio
+import functools
 import random
 from collections.abc import Callable
 from typing import Any
@@ -45,6 +46,38 @@ def payload_size(value: Any) -> int:
         return len(orjson.dumps(value, default=str))
 
 
+def too_large(name: str) -> ASLError:
+    return ASLError(
+        errors.DATA_LIMIT_EXCEEDED,
+        f"The state/task '{name}' returned a result with a size exceeding the maximum number of bytes "
+        "service limit.",
+        located=True,
+    )
+
+
+def remeasure(frame: Frame, name: str, data: Any) -> None:
+    """The bound passed the limit: measure the payload itself; fail if it really is too large."""
+    size = payload_size(data)
+    if size > frame.execution.limit:
+        raise too_large(name)
+    frame.size = size
+
+
+def grow(frame: Frame, name: str, out: Any, added: int) -> None:
+    size = frame.size + added
+    if size > frame.execution.limit:
+        remeasure(frame, name, out)
+    else:
+        frame.size = size
+
+
+def measured(frame: Frame, name: str, out: Any) -> None:
+    size = payload_size(out)
+    if size > frame.execution.limit:
+        raise too_large(name)
+    frame.size = size
+
+
 # --------------------------------------------------------------------------- dataflow
 
 
@@ -78,6 +111,11 @@ class Dataflow:
 
     def states_binding(self, raw: Any, frame: Frame) -> dict[str, Any]:
         return {"input": raw, "context": frame.context_object()}
+
+
+def _discard(raw: Any, result: Any) -> Any:
+    """ResultPath: null — the result is dropped and the state's input passes through."""
+    return raw
 
 
 def apply_assign(frame: Frame, new_vars: dict[str, Any]) -> None:
@@ -153,6 +191,9 @@ class State:
         self.next_name: str | None = spec.get("Next")
         self.next: State | None = None
         self.track_context = False
+        rp = spec.get("ResultPath")
+        # what a ResultPath write adds around the value: the key (path text bounds it), quotes, colon, comma
+        self.result_key_bytes = len(rp) + 4 if isinstance(rp, str) else 0
 
     def step(self, frame: Frame, data: Any) -> tuple[State | None, Any]:
         raise NotImplementedError
@@ -182,14 +223,22 @@ class State:
             out = flow.output(states, frame) if flow.output is not None else result  # type: ignore[arg-type]
             if new_vars:
                 apply_assign(frame, new_vars)
+            measured(frame, self.name, out)
             return out
         if flow.assign is not None:
             apply_assign(frame, flow.assign(assign_input, frame, None))
-        if flow.result_path is not None:
+        rp = flow.result_path
+        if rp is None:
+            measured(frame, self.name, result)
+        elif rp is not _discard:
+            added = payload_size(result) + self.result_key_bytes
             try:
-                result = flow.result_path(raw, result)
+                result = rp(raw, result)
             except PathMissing as e:
                 raise invalid_path(e) from None
+            grow(frame, self.name, result, added)
+        else:
+            result = raw
         if flow.output_path is not None:
             result = flow.output_path(result, frame)
         return result
@@ -233,6 +282,8 @@ class PassState(State):
         nxt = self.next
         name = self.name
         generic = self.step
+        key_bytes = self.result_key_bytes
+        dumps = orjson.dumps
         if result is None or (rp is not None and key is None):
             return
 
@@ -241,10 +292,12 @@ class PassState(State):
                 ex = frame.execution
                 ex.event_id += 2
                 try:
-                    return nxt, result(data, frame)
+                    out = result(data, frame)
                 except ASLError as e:
                     locate(e, name, ex.event_id - 1)
                     raise
+                measured(frame, name, out)
+                return nxt, out
 
             self.step = step_replace  # type: ignore[method-assign]
             return
@@ -261,6 +314,11 @@ class PassState(State):
                 raise
             out = data.copy()
             out[key] = r
+            size = frame.size + len(dumps(r)) + key_bytes
+            if size > ex.limit:
+                remeasure(frame, name, out)
+            else:
+                frame.size = size
             return nxt, out
 
         self.step = step_set  # type: ignore[method-assign]
@@ -328,8 +386,6 @@ class ChoiceState(State):
                             flow.output(states, frame) if flow.output is not None else data)
                         if assign is not None:
                             apply_assign(frame, assign(data, frame, states))
-                        elif flow.assign is not None and False:
-                            pass
                         frame.execution.event_id += 1
                         return nxt, out
                 return self._default(frame, data, data, states)
@@ -455,15 +511,19 @@ class RecoverableState(State):
             out = c.output(states, frame) if c.output is not None else err
             if new_vars:
                 apply_assign(frame, new_vars)
+            measured(frame, self.name, out)
             return out
         if c.assign is not None:
             apply_assign(frame, c.assign(err, frame, None))
         if c.result_path is None:
+            measured(frame, self.name, err)
             return err
         try:
-            return c.result_path(raw, err)
+            out = c.result_path(raw, err)
         except PathMissing as pm:
             raise invalid_path(pm) from None
+        grow(frame, self.name, out, payload_size(err) + 32)
+        return out
 
 
 class TaskState(RecoverableState):
@@ -521,15 +581,22 @@ class ParallelState(RecoverableState):
             eff = flow.arguments(states, frame) if flow.arguments is not None else raw
         else:
             eff = flow.effective_input(raw, frame)
+        size = frame.size if eff is raw else payload_size(eff)
         if not self.inner_async:
-            results = [b.run_sync(Frame(ex, dict(frame.vars)), eff) for b in self.branches]
+            results = [b.run_sync(Frame(ex, dict(frame.vars), None, size), eff) for b in self.branches]
         else:
-            results = await run_concurrently(
-                [(lambda b=b: b.run(Frame(ex, dict(frame.vars)), eff)) for b in self.branches], 0)
+            jobs: list[Callable[[], Any]] = [
+                functools.partial(b.run, Frame(ex, dict(frame.vars), None, size), eff) for b in self.branches]
+            results = await run_concurrently(jobs, 0)
         ex.event_id += 1  # ParallelStateSucceeded
         if not flow.jsonata and flow.result_selector is not None:
             results = flow.result_selector(results, frame)
         return self.finish(frame, raw, results, results)
+
+
+def _size(value: Any, known: int) -> int:
+    """The size bound of an iteration's input: the parent's (``known``), or measured (-1)."""
+    return known if known >= 0 else payload_size(value)
 
 
 async def run_concurrently(jobs: list[Callable[[], Any]], limit: int) -> list[Any]:
@@ -593,6 +660,8 @@ class MapState(RecoverableState):
         limit = self.max_concurrency(eff, frame, states)
         pct, count = self.tolerated(eff, frame, states)
         inputs = []
+        # Items are parts of the state's input, so its size bounds theirs; selected items are new data.
+        item_size = frame.size if self.item_selector is None else -1
         for i, item in enumerate(items):
             if self.item_selector is not None:
                 sel_frame = Frame(ex, frame.vars, {"Index": i, "Value": item})
@@ -607,31 +676,30 @@ class MapState(RecoverableState):
                 results = []
                 for v in inputs:
                     ex.event_id += 1  # MapIterationStarted
-                    results.append(processor.run_sync(Frame(ex, dict(frame.vars)), v))
+                    results.append(processor.run_sync(Frame(ex, dict(frame.vars), None, _size(v, item_size)), v))
                     ex.event_id += 1  # MapIterationSucceeded
             else:
-                results = await run_concurrently(
-                    [(lambda v=v: self._iteration(frame, v)) for v in inputs],
-                    min(limit, 40) if limit else 40)
+                jobs: list[Callable[[], Any]] = [functools.partial(self._iteration, frame, v, item_size) for v in inputs]
+                results = await run_concurrently(jobs, min(limit, 40) if limit else 40)
         else:
-            results = await self._tolerant(frame, inputs, limit, pct, count)
+            results = await self._tolerant(frame, inputs, limit, pct, count, item_size)
         ex.event_id += 1  # MapStateSucceeded
         if not flow.jsonata and flow.result_selector is not None:
             results = flow.result_selector(results, frame)
         return self.finish(frame, raw, results, results)
 
-    async def _iteration(self, frame: Frame, value: Any) -> Any:
+    async def _iteration(self, frame: Frame, value: Any, size: int) -> Any:
         ex = frame.execution
         ex.event_id += 1
         if self.processor.is_async:
-            out = await self.processor.run(Frame(ex, dict(frame.vars)), value)
+            out = await self.processor.run(Frame(ex, dict(frame.vars), None, _size(value, size)), value)
         else:
-            out = self.processor.run_sync(Frame(ex, dict(frame.vars)), value)
+            out = self.processor.run_sync(Frame(ex, dict(frame.vars), None, _size(value, size)), value)
         ex.event_id += 1
         return out
 
     async def _tolerant(self, frame: Frame, inputs: list[Any], limit: int,
-                        pct: float | None, count: int | None) -> list[Any]:
+                        pct: float | None, count: int | None, item_size: int) -> list[Any]:
         failures = 0
         results: list[Any] = [None] * len(inputs)
         last: ASLError | None = None
@@ -645,7 +713,7 @@ class MapState(RecoverableState):
 
         for i, v in enumerate(inputs):
             try:
-                results[i] = await self._iteration(frame, v)
+                results[i] = await self._iteration(frame, v, item_size)
             except ASLError as e:
                 failures += 1
                 last = e

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import re
+import time
 import traceback
 from collections.abc import Callable
 from typing import Any
@@ -102,7 +103,8 @@ async def call(fn: Callable[..., Any], payload: Any, ex_frame: Frame, timeout: f
         if inspect.iscoroutinefunction(fn):
             remaining = ex.deadline - ex.clock.now()
             limit = remaining if timeout is None else min(timeout, remaining)
-            result = await _race(fn(event), limit, ex.clock, timeout is not None and timeout <= remaining)
+            result = await _race(fn(event), limit, ex.clock, timeout is not None and timeout <= remaining,
+                                 ex.real_deadline)
         else:
             result = fn(event)
             if inspect.isawaitable(result):
@@ -114,27 +116,39 @@ async def call(fn: Callable[..., Any], payload: Any, ex_frame: Frame, timeout: f
     return _result_from(result, state_hint)
 
 
-async def _race(coro: Any, limit: float, clock: Any, is_task_timeout: bool) -> Any:
-    if not clock.virtual:
+async def _race(coro: Any, limit: float, clock: Any, is_task_timeout: bool, real_deadline: float) -> Any:
+    if clock.virtual:
+        if is_task_timeout:
+            # An explicit TimeoutSeconds elapses on the virtual clock, as Wait states do.
+            return await _race_virtual(coro, limit, clock)
+        # Otherwise real work takes the real time it needs; only the real-time bound applies.
         try:
-            async with asyncio.timeout(max(0.0, limit)):
+            async with asyncio.timeout(max(0.0, real_deadline - time.monotonic())):
                 return await coro
         except TimeoutError:
-            if is_task_timeout:
-                raise ASLError(errors.TIMEOUT, "", located=True) from None
             raise ExecutionTimedOut() from None
+    try:
+        async with asyncio.timeout(max(0.0, limit)):
+            return await coro
+    except TimeoutError:
+        if is_task_timeout:
+            raise ASLError(errors.TIMEOUT, "", located=True) from None
+        raise ExecutionTimedOut() from None
+
+
+async def _race_virtual(coro: Any, limit: float, clock: Any) -> Any:
     work = asyncio.ensure_future(coro)
     timer = asyncio.ensure_future(clock.sleep(max(0.0, limit)))
     try:
-        done, _ = await asyncio.wait({work, timer}, return_when=asyncio.FIRST_COMPLETED)
+        with clock.real_work():
+            done, _ = await asyncio.wait({work, timer}, return_when=asyncio.FIRST_COMPLETED)
     finally:
         timer.cancel()
+        if not work.done():
+            work.cancel()
     if work in done:
         return work.result()
-    work.cancel()
-    if is_task_timeout:
-        raise ASLError(errors.TIMEOUT, "", located=True)
-    raise ExecutionTimedOut()
+    raise ASLError(errors.TIMEOUT, "", located=True)
 
 
 def build_invoker(resource: str, functions: dict[str, Callable[..., Any]]) -> Invoker:

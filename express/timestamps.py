@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime, timezone
 
 _RFC3339 = re.compile(
     r"^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(\.\d+)?(Z|[+-]\d{2}:\d{2})$"
@@ -22,7 +22,7 @@ def parse_timestamp(text: object) -> float | None:
     tz = m.group(8)
     try:
         if tz == "Z":
-            tzinfo = timezone.utc
+            tzinfo = UTC
         else:
             sign = 1 if tz[0] == "+" else -1
             from datetime import timedelta
@@ -36,5 +36,5 @@ def parse_timestamp(text: object) -> float | None:
 
 def format_timestamp(epoch: float) -> str:
     """ISO 8601 with milliseconds and Z, as AWS prints context-object times."""
-    dt = datetime.fromtimestamp(epoch, tz=timezone.utc)
+    dt = datetime.fromtimestamp(epoch, tz=UTC)
     return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"

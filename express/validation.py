@@ -742,7 +742,7 @@ class _Validator:
             self.path(s, "TimeoutSecondsPath", p, reference=True)
             self.path(s, "HeartbeatSecondsPath", p, reference=True)
         t, h = s.get("TimeoutSeconds"), s.get("HeartbeatSeconds")
-        if _is_int(t) and _is_int(h) and h >= t:
+        if isinstance(t, int) and isinstance(h, int) and _is_int(t) and _is_int(h) and h >= t:
             self.add(_ptr(p, "HeartbeatSeconds"), SCHEMA,
                      "The value for the field 'HeartbeatSeconds' must be smaller than the value "
                      "for the field 'TimeoutSeconds'")
