@@ -3,7 +3,7 @@ FROM python:3.11-slim AS build
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY express ./express
-RUN pip wheel --no-cache-dir --wheel-dir /wheels '.[kafka,metrics]'
+RUN pip wheel --no-cache-dir --wheel-dir /wheels '.[kafka,metrics,auth]'
 
 FROM python:3.11-slim
 RUN useradd --create-home --uid 10001 express

@@ -67,6 +67,9 @@ class HttpSettings:
     name_retention_s: float = 3600.0
     max_names: int = 100_000
     max_body_bytes: int = 1_048_576
+    drain_timeout_s: float = 30.0
+    # "AKID:SECRET,AKID2:SECRET2"; also the [credentials] table. Empty: no authentication.
+    credentials: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +82,8 @@ class Settings:
     bindings: Mapping[str, str] = field(default_factory=dict)
     # Lambda function name -> "package.module:callable"
     functions: Mapping[str, str] = field(default_factory=dict)
+    # AWS access key id -> secret access key; when set, HTTP requests must carry SigV4 signatures
+    credentials: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def machines_dir(self) -> pathlib.Path:
@@ -170,7 +175,7 @@ def load_settings(config_dir: str | os.PathLike[str] = "config", env: Mapping[st
             raise ConfigError(where, "(file)", f"not valid TOML: {e}") from None
         except OSError as e:
             raise ConfigError(where, "(file)", f"cannot read: {e.strerror}") from None
-    allowed = set(_SECTIONS) | {"bindings", "functions"}
+    allowed = set(_SECTIONS) | {"bindings", "functions", "credentials"}
     for key in data:
         if key not in allowed:
             raise ConfigError(where, key, f"unknown section (known: {', '.join(sorted(allowed))})")
@@ -180,8 +185,16 @@ def load_settings(config_dir: str | os.PathLike[str] = "config", env: Mapping[st
         if not isinstance(table, dict):
             raise ConfigError(where, name, "expected a table")
         sections[name] = _section(cls, table, env, name, where)
+    credentials = _string_table(data.get("credentials", {}), where, "credentials")
+    for pair in filter(None, (p.strip() for p in sections["http"].credentials.split(","))):
+        key, sep, secret = pair.partition(":")
+        if not sep or not key or not secret:
+            raise ConfigError("environment" if ENV_PREFIX + "HTTP_CREDENTIALS" in env else where,
+                              "http.credentials", "expected 'ACCESS_KEY_ID:SECRET' pairs separated by commas")
+        credentials[key] = secret
     return Settings(
         config_dir=str(config_dir),
+        credentials=MappingProxyType(credentials),
         bindings=MappingProxyType(_string_table(data.get("bindings", {}), where, "bindings")),
         functions=MappingProxyType(_string_table(data.get("functions", {}), where, "functions")),
         **sections,

@@ -107,12 +107,13 @@ class Machine:
         self.timeout_s = timeout_s
 
     async def execute(self, input: Any = _NO_INPUT, name: str | None = None, *,
-                      input_size: int | None = None) -> ExecutionResult:
+                      input_size: int | None = None, arn: str | None = None) -> ExecutionResult:
         """Run one execution to completion; never raises for anything the definition or the
         input does: the outcome is in the result.
 
         ``input_size``: the input's size in bytes as JSON, when the caller already knows it
-        (it read the input as JSON text), to spare measuring it again."""
+        (it read the input as JSON text), to spare measuring it again. ``arn``: the execution
+        ARN (``$$.Execution.Id``) when the caller reports one, e.g. with a unique suffix."""
         engine = self.engine
         clock = engine.clock
         if input is _NO_INPUT:
@@ -124,7 +125,7 @@ class Machine:
         definition_cap = self.timeout_s is not None and self.timeout_s < cap
         if definition_cap:
             cap = self.timeout_s  # type: ignore[assignment]
-        ex = Execution(self.name, self.arn, name, self._exec_arn_prefix + name, input, start, clock,
+        ex = Execution(self.name, self.arn, name, arn or self._exec_arn_prefix + name, input, start, clock,
                        start + cap, time.monotonic() + cap if not clock.virtual else time.monotonic() + engine.max_duration_s)
         block = self.block
         try:
@@ -150,7 +151,7 @@ class Machine:
         except RecursionError:
             return ExecutionResult("FAILED", None, errors.RUNTIME, "The data is nested too deeply.",
                                    name, start, clock.now(), ex.transitions)
-        except (TypeError, ValueError, KeyError, IndexError, AttributeError, ArithmeticError) as e:
+        except Exception as e:  # noqa: BLE001 - the one boundary: nothing escapes an execution
             # An engine defect must not take the caller down: report it as AWS reports internal errors.
             return ExecutionResult("FAILED", None, errors.RUNTIME,
                                    f"Internal error while executing: {type(e).__name__}: {e}",

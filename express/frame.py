@@ -38,7 +38,7 @@ class Frame:
     """One scope of an execution: its variables and the state it is in."""
 
     __slots__ = ("execution", "vars", "state_name", "entered_at", "entered_event", "retry_count",
-                 "map_item", "next", "size")
+                 "map_item", "next", "size", "var_bytes")
 
     def __init__(self, execution: Execution, vars: dict[str, Any] | None = None,
                  map_item: dict[str, Any] | None = None, size: int = 0) -> None:
@@ -47,6 +47,7 @@ class Frame:
         # kept exact where cheap: each state adds the size of what it writes, and only when the
         # bound passes the limit is the whole payload measured (see states.check_size).
         self.size = size
+        self.var_bytes = 0  # serialised size of the variables this scope sees
         self.vars: dict[str, Any] = {} if vars is None else vars
         self.state_name = ""
         self.entered_at = 0.0

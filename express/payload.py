@@ -100,9 +100,9 @@ def compile_template(template: Any, field: str = "Parameters") -> Template:
     src = (
         "def template(d, f):\n"
         f"    try:\n        return {body}\n"
-        "    except (KeyError, TypeError, IndexError):\n        return _slow(d, f)\n"
+        "    except (KeyError, TypeError, IndexError, _PathMissing):\n        return _slow(d, f)\n"
     )
-    ns: dict[str, Any] = {"_idx": jsonpath._idx, "_slow": slow, **gen.env}
+    ns: dict[str, Any] = {"_idx": jsonpath._idx, "_slow": slow, "_PathMissing": PathMissing, **gen.env}
     exec(compile(src, f"<express:{field}>", "exec"), ns)  # noqa: S102 - built from repr() literals
     fn: Template = ns["template"]
     return fn

@@ -25,6 +25,7 @@ class Entry:
     created: float
     role_arn: str = "arn:aws:iam::000000000000:role/express"
     logging: dict[str, Any] | None = None
+    type: str = "EXPRESS"
 
 
 def load_function(spec: str, where: str, key: str) -> Callable[..., Any]:
@@ -71,6 +72,12 @@ class Registry:
         text = definition if isinstance(definition, str) else orjson.dumps(definition).decode()
         machine = self.engine.compile(text, name=name)
         entry = Entry(machine, text, time.time())
+        self._entries[name] = entry
+        return entry
+
+    def put_compiled(self, name: str, machine: Machine, definition_text: str) -> Entry:
+        """Install a machine compiled elsewhere (e.g. off the event loop)."""
+        entry = Entry(machine, definition_text, time.time())
         self._entries[name] = entry
         return entry
 

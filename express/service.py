@@ -55,7 +55,9 @@ class Service:
             from express.http.server import HttpServer
 
             host, port = self.http_address
-            self.http = HttpServer(self.settings, self.registry, host=host, port=port, kafka=self.worker)
+            self.http = HttpServer(self.settings, self.registry, host=host, port=port, kafka=self.worker,
+                                   credentials=dict(self.settings.credentials) or None,
+                                   drain_timeout_s=self.settings.http.drain_timeout_s)
             await self.http.start()
             log(f"HTTP (AWS JSON 1.0 StepFunctions API) on http://{host}:{self.http.port}/")
 

@@ -118,19 +118,37 @@ def _discard(raw: Any, result: Any) -> Any:
     return raw
 
 
+MAX_VARIABLE_BYTES = 256 * 1024
+MAX_ASSIGN_BYTES = 256 * 1024
+MAX_VARIABLES_BYTES_PER_EXECUTION = 10 * 1024 * 1024
+
+
 def apply_assign(frame: Frame, new_vars: dict[str, Any]) -> None:
-    if new_vars:
-        size = payload_size(new_vars)
-        if size > MAX_PAYLOAD_BYTES:
-            raise ASLError(
-                errors.RUNTIME,
-                "The assigned variables exceed the maximum size of 262144 bytes.",
-            )
-        ex = frame.execution
-        ex.var_bytes += size
-        if ex.var_bytes > 10 * 1024 * 1024:
-            raise ASLError(errors.RUNTIME, "The total size of variables exceeds the 10 MiB limit.")
-        frame.vars.update(new_vars)
+    """Store an Assign's values, within AWS's limits: 256 KiB per variable and per Assign, and
+    10 MiB for all variables a scope can see (its own and those of the scopes around it)."""
+    if not new_vars:
+        return
+    total = 0
+    delta = 0
+    old_vars = frame.vars
+    for name, value in new_vars.items():
+        size = payload_size(value)
+        if size > MAX_VARIABLE_BYTES:
+            raise ASLError(errors.DATA_LIMIT_EXCEEDED,
+                           f"The variable '{name}' has a size of {size} bytes, exceeding the maximum of "
+                           f"{MAX_VARIABLE_BYTES} bytes.", located=True)
+        total += size
+        delta += size - (payload_size(old_vars[name]) if name in old_vars else 0)
+    if total > MAX_ASSIGN_BYTES:
+        raise ASLError(errors.DATA_LIMIT_EXCEEDED,
+                       f"The assigned variables have a total size of {total} bytes, exceeding the maximum of "
+                       f"{MAX_ASSIGN_BYTES} bytes for one Assign.", located=True)
+    if frame.var_bytes + delta > MAX_VARIABLES_BYTES_PER_EXECUTION:
+        raise ASLError(errors.DATA_LIMIT_EXCEEDED,
+                       f"The variables of the execution would have a total size of {frame.var_bytes + delta} "
+                       f"bytes, exceeding the maximum of {MAX_VARIABLES_BYTES_PER_EXECUTION} bytes.", located=True)
+    frame.var_bytes += delta
+    old_vars.update(new_vars)
 
 
 # --------------------------------------------------------------------------- retry / catch
@@ -583,15 +601,25 @@ class ParallelState(RecoverableState):
             eff = flow.effective_input(raw, frame)
         size = frame.size if eff is raw else payload_size(eff)
         if not self.inner_async:
-            results = [b.run_sync(Frame(ex, dict(frame.vars), None, size), eff) for b in self.branches]
+            results = [b.run_sync(inner_frame(frame, size), eff) for b in self.branches]
         else:
             jobs: list[Callable[[], Any]] = [
-                functools.partial(b.run, Frame(ex, dict(frame.vars), None, size), eff) for b in self.branches]
+                functools.partial(b.run, inner_frame(frame, size), eff) for b in self.branches]
             results = await run_concurrently(jobs, 0)
         ex.event_id += 1  # ParallelStateSucceeded
         if not flow.jsonata and flow.result_selector is not None:
             results = flow.result_selector(results, frame)
         return self.finish(frame, raw, results, results)
+
+
+def inner_frame(frame: Frame, size: int, isolated: bool = False) -> Frame:
+    """A Parallel branch's or Map iteration's scope: it reads the outer variables (a copy, so its
+    own assignments stay inside), unless ``isolated`` (Distributed Map)."""
+    if isolated:
+        return Frame(frame.execution, {}, None, size)
+    inner = Frame(frame.execution, dict(frame.vars), None, size)
+    inner.var_bytes = frame.var_bytes
+    return inner
 
 
 def _size(value: Any, known: int) -> int:
@@ -645,6 +673,8 @@ class MapState(RecoverableState):
         self.item_selector = item_selector
         self.max_concurrency = max_concurrency
         self.tolerated = tolerated
+        proc = spec.get("ItemProcessor") or {}
+        self.distributed = isinstance(proc, dict) and (proc.get("ProcessorConfig") or {}).get("Mode") == "DISTRIBUTED"
 
     async def attempt(self, frame: Frame, raw: Any, entered: int) -> Any:
         flow = self.flow
@@ -676,7 +706,7 @@ class MapState(RecoverableState):
                 results = []
                 for v in inputs:
                     ex.event_id += 1  # MapIterationStarted
-                    results.append(processor.run_sync(Frame(ex, dict(frame.vars), None, _size(v, item_size)), v))
+                    results.append(processor.run_sync(inner_frame(frame, _size(v, item_size), self.distributed), v))
                     ex.event_id += 1  # MapIterationSucceeded
             else:
                 jobs: list[Callable[[], Any]] = [functools.partial(self._iteration, frame, v, item_size) for v in inputs]
@@ -692,9 +722,9 @@ class MapState(RecoverableState):
         ex = frame.execution
         ex.event_id += 1
         if self.processor.is_async:
-            out = await self.processor.run(Frame(ex, dict(frame.vars), None, _size(value, size)), value)
+            out = await self.processor.run(inner_frame(frame, _size(value, size), self.distributed), value)
         else:
-            out = self.processor.run_sync(Frame(ex, dict(frame.vars), None, _size(value, size)), value)
+            out = self.processor.run_sync(inner_frame(frame, _size(value, size), self.distributed), value)
         ex.event_id += 1
         return out
 

@@ -1083,4 +1083,58 @@ def validate(definition: Any) -> list[Problem]:
     """Every problem in an already-parsed ASL definition; ``[]`` when it is valid."""
     v = _Validator()
     v.machine(definition)
+    if not v.problems and isinstance(definition, dict):
+        _variable_scopes(definition, "", frozenset(), v)
     return v.problems
+
+
+def _assigned_names(state: dict[str, Any]) -> list[tuple[str, str]]:
+    """(variable name, JSON pointer of the Assign) for every Assign directly on a state."""
+    found: list[tuple[str, str]] = []
+
+    def collect(assign: Any, where: str) -> None:
+        if isinstance(assign, dict):
+            for key in assign:
+                if isinstance(key, str):
+                    found.append((key[:-2] if key.endswith(".$") else key, where))
+
+    collect(state.get("Assign"), "/Assign")
+    for i, rule in enumerate(state.get("Choices") or []):
+        if isinstance(rule, dict):
+            collect(rule.get("Assign"), f"/Choices/{i}/Assign")
+    for i, catcher in enumerate(state.get("Catch") or []):
+        if isinstance(catcher, dict):
+            collect(catcher.get("Assign"), f"/Catch/{i}/Assign")
+    return found
+
+
+def _variable_scopes(block: dict[str, Any], ptr: str, outer: frozenset[str], v: _Validator) -> None:
+    """Parallel branches and Map iterations are inner scopes: they read the variables of the
+    scopes around them but must not assign one of those names (AWS: names are unique across
+    nested scopes). A Catcher's Assign belongs to the scope of the state it is on."""
+    states = block.get("States")
+    if not isinstance(states, dict):
+        return
+    here: set[str] = set()
+    for name, state in states.items():
+        if isinstance(state, dict):
+            for var, where in _assigned_names(state):
+                here.add(var)
+                if var in outer:
+                    v.add(_ptr(ptr, "States", name) + where, SCHEMA,
+                          f"The variable '{var}' is already assigned in an outer scope; a Parallel branch "
+                          "or Map iteration may read it but not assign it")
+    inner = outer | here
+    for name, state in states.items():
+        if not isinstance(state, dict):
+            continue
+        sp = _ptr(ptr, "States", name)
+        for i, branch in enumerate(state.get("Branches") or []):
+            if isinstance(branch, dict):
+                _variable_scopes(branch, _ptr(sp, "Branches", i), inner, v)
+        for field in ("ItemProcessor", "Iterator"):
+            proc = state.get(field)
+            if isinstance(proc, dict):
+                distributed = (proc.get("ProcessorConfig") or {}).get("Mode") == "DISTRIBUTED"
+                # a Distributed Map's iterations cannot see outer variables at all
+                _variable_scopes(proc, _ptr(sp, field), frozenset() if distributed else inner, v)

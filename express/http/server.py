@@ -1,0 +1,245 @@
+"""The HTTP server: AWS JSON 1.0 StepFunctions API on ``POST /``, plus ``/healthz``, ``/readyz``
+and ``/metrics``.
+
+``HttpServer(settings, registry, host=..., port=..., kafka=None, credentials=None)``;
+``await start()`` binds (port 0 picks a free port, see ``.port``), ``await stop()`` stops accepting,
+answers ``/readyz`` with 503, lets running requests and background executions finish for up to
+``drain_timeout_s``, then cancels what is left and closes every connection. Both are idempotent.
+
+Tasks the server owns (all awaited by ``stop``): one per request being handled, one per
+StartExecution running in the background, and the sweeper that enforces connection timeouts
+and expires execution names.
+
+Routing is by ``X-Amz-Target`` only: any ``Host`` is accepted, so clients that prepend ``sync-``
+to the host for StartSyncExecution and TestState work when that name resolves to us; otherwise
+they use ``Config(inject_host_prefix=False)`` or ``AWS_DISABLE_HOST_PREFIX_INJECTION=true``.
+
+Authentication (SigV4, :mod:`express.http.auth`) is on when ``credentials`` (access key id ->
+secret) are given; the health, readiness and metrics routes never require it.
+"""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import os
+import socket
+import sys
+import time
+from collections.abc import Awaitable, Mapping
+from typing import Any
+
+import orjson
+
+from express.config import Settings
+from express.http.api import TARGET_PREFIX, ApiError, StepFunctionsApi
+from express.http.auth import AuthError, SigV4Verifier
+from express.http.names import NameTable
+from express.http.protocol import HttpConnection, Limits, Request, Response
+from express.registry import Registry
+
+JSON_CT = "application/x-amz-json-1.0"
+SWEEP_INTERVAL_S = 1.0
+
+
+def log(message: str) -> None:
+    print(f"express: http: {message}", file=sys.stderr, flush=True)
+
+
+class _RequestIds:
+    """x-amzn-RequestId values: a random UUID-shaped prefix per process and a counter."""
+
+    def __init__(self) -> None:
+        r = os.urandom(10).hex()
+        self._prefix = f"{r[:8]}-{r[8:12]}-{r[12:16]}-{r[16:20]}-"
+        self._n = 0
+
+    def next(self) -> str:
+        self._n += 1
+        return f"{self._prefix}{self._n:012x}"
+
+
+class HttpServer:
+    def __init__(self, settings: Settings, registry: Registry, *, host: str | None = None, port: int | None = None,
+                 kafka: Any = None, credentials: Mapping[str, str] | None = None,
+                 drain_timeout_s: float = 30.0, limits: Limits | None = None,
+                 max_background: int = 10_000, max_machines: int = 10_000) -> None:
+        self.settings = settings
+        self.registry = registry
+        self.host = host if host is not None else settings.http.host
+        self._requested_port = port if port is not None else settings.http.port
+        self.port: int | None = None
+        self.kafka = kafka
+        self.limits = limits or Limits(max_body_bytes=settings.http.max_body_bytes)
+        self.drain_timeout_s = drain_timeout_s
+        self.verifier = SigV4Verifier(credentials) if credentials else None
+        self.names = NameTable(settings.http.name_retention_s, settings.http.max_names)
+        self.api = StepFunctionsApi(settings, registry, spawn=self._spawn_background, names=self.names, kafka=kafka,
+                                    max_background=max_background, max_machines=max_machines)
+        self.connections: set[HttpConnection] = set()
+        self.closing = False
+        self._server: asyncio.base_events.Server | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._background: set[asyncio.Task[Any]] = set()
+        self._sweeper: asyncio.Task[None] | None = None
+        self._started = False
+        self._stopped = False
+        self._ready = False
+        self._ids = _RequestIds()
+        self._targets = {TARGET_PREFIX + op: (op, fn) for op, fn in self.api.operations.items()}
+        self._early_evictions_logged = 0
+
+    # ------------------------------------------------------------------ lifecycle
+    async def start(self) -> None:
+        if self._started:
+            return
+        self._started = True
+        if self.verifier is None and not _is_loopback(self.host):
+            log(f"WARNING: serving on {self.host} without authentication: anyone who can reach it can run "
+                "state machines; configure credentials to require SigV4 signatures")
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(lambda: HttpConnection(self), self.host, self._requested_port,
+                                                reuse_address=True, backlog=1024)
+        sock = self._server.sockets[0]
+        self.port = sock.getsockname()[1]
+        for s in self._server.sockets:
+            with contextlib.suppress(OSError):
+                s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self._sweeper = loop.create_task(self._sweep())
+        self._ready = True
+
+    async def stop(self) -> None:
+        if not self._started or self._stopped:
+            return
+        self._stopped = True
+        self._ready = False
+        self.closing = True
+        # Drain: keep listening so that orchestrators see /readyz answer 503 (and API requests get
+        # 503 ServiceUnavailable, to go elsewhere) while running requests and executions finish.
+        pending = self._tasks | self._background
+        if pending:
+            _, still = await asyncio.wait(pending, timeout=self.drain_timeout_s)
+            for task in still:
+                task.cancel()
+            if still:
+                log(f"stopping: cancelled {len(still)} request(s)/execution(s) still running after "
+                    f"{self.drain_timeout_s:g} s")
+                await asyncio.wait(still, timeout=5.0)
+        if self._server is not None:
+            self._server.close()
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sweeper
+        for conn in list(self.connections):
+            conn.close_now()
+        if self._server is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._server.wait_closed(), 5.0)
+
+    def track(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _spawn_background(self, coro: Awaitable[Any]) -> asyncio.Task[Any]:
+        task: asyncio.Task[Any] = asyncio.get_running_loop().create_task(coro)  # type: ignore[arg-type]
+        self._background.add(task)
+        task.add_done_callback(self._background_done)
+        return task
+
+    def _background_done(self, task: asyncio.Task[Any]) -> None:
+        self._background.discard(task)
+        if not task.cancelled():
+            task.exception()  # already logged by the task itself
+
+    async def _sweep(self) -> None:
+        while True:
+            await asyncio.sleep(SWEEP_INTERVAL_S)
+            now = time.monotonic()
+            for conn in list(self.connections):
+                if conn.deadline is not None and now > conn.deadline:
+                    conn.timed_out()
+            self.names.purge()
+            if self.names.evicted_early > self._early_evictions_logged:
+                log(f"WARNING: {self.names.evicted_early - self._early_evictions_logged} finished execution "
+                    f"name(s) forgotten before their retention ended (http.max_names={self.names.max_names} "
+                    "reached): a retry of those names would run again")
+                self._early_evictions_logged = self.names.evicted_early
+
+    # ------------------------------------------------------------------ requests
+    def error(self, status: int, code: str, message: str, **extra: Any) -> Response:
+        body = {"__type": code, "message": message, **extra}
+        return Response(status, orjson.dumps(body), JSON_CT, [("x-amzn-RequestId", self._ids.next())])
+
+    async def handler(self, request: Request) -> Response:
+        if request.path == "/" and request.method == "POST":
+            return await self._api(request)
+        path = request.path
+        if path in ("/healthz", "/readyz", "/metrics"):
+            if request.method not in ("GET", "HEAD"):
+                return self.error(405, "MethodNotAllowed", f"{path} accepts GET only")
+            if path == "/healthz":
+                return Response(200, b'{"status":"ok"}', "application/json")
+            if path == "/readyz":
+                if self._ready:
+                    return Response(200, b'{"status":"ready"}', "application/json")
+                return Response(503, b'{"status":"stopping"}', "application/json")
+            return self._metrics()
+        if path == "/":
+            return self.error(405, "UnknownOperationException", "The StepFunctions API accepts POST only")
+        return self.error(404, "UnknownOperationException", f"No route for {request.method} {path[:100]}")
+
+    def _metrics(self) -> Response:
+        try:
+            from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+            from express.metrics import REGISTRY
+        except ImportError:
+            return self.error(404, "UnknownOperationException", "metrics need the prometheus-client package")
+        return Response(200, generate_latest(REGISTRY), CONTENT_TYPE_LATEST)
+
+    async def _api(self, request: Request) -> Response:
+        headers = request.headers
+        target = headers.get("x-amz-target", "")
+        op_fn = self._targets.get(target)
+        metrics = self.api.metrics
+        label = op_fn[0] if op_fn is not None else "unknown"
+        response = await self._api_call(request, op_fn, target)
+        metrics.request(label, response.status)
+        return response
+
+    async def _api_call(self, request: Request, op_fn: Any, target: str) -> Response:
+        if self.closing:
+            return self.error(503, "ServiceUnavailable", "The server is stopping")
+        if self.verifier is not None:
+            try:
+                self.verifier.verify(request)
+            except AuthError as e:
+                return self.error(e.status, e.code, e.message)
+        if op_fn is None:
+            if not target:
+                return self.error(400, "UnknownOperationException", "Missing X-Amz-Target header")
+            return self.error(400, "UnknownOperationException",
+                              f"Unknown operation: '{target[:100]}' (expected AWSStepFunctions.<Operation>)")
+        body_bytes = request.body
+        try:
+            body = orjson.loads(body_bytes) if body_bytes else {}
+        except orjson.JSONDecodeError as e:
+            return self.error(400, "SerializationException", f"The request body is not valid JSON: {e}")
+        if not isinstance(body, dict):
+            return self.error(400, "SerializationException", "The request body must be a JSON object")
+        try:
+            result = await op_fn[1](body, request.headers)
+        except ApiError as e:
+            return self.error(e.status, e.code, e.message, **e.extra)
+        payload = result if isinstance(result, bytes) else orjson.dumps(result)
+        return Response(200, payload, JSON_CT, [("x-amzn-RequestId", self._ids.next())])
+
+
+def _is_loopback(host: str) -> bool:
+    if host in ("localhost", ""):
+        return host == "localhost"
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

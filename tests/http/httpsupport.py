@@ -1,0 +1,164 @@
+"""A real HttpServer on 127.0.0.1:0, run on its own event loop in a thread, for real clients.
+
+The fixtures are imported by the test modules (``from httpsupport import server_fixture, ...``):
+no conftest.py here, as a second ``conftest`` module would shadow tests/conftest.py for the
+modules that import helpers from it.
+"""
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import gc
+import http.client
+import json
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from express.config import EngineSettings, HttpSettings, Settings
+from express.engine import Engine
+from express.http import HttpServer
+from express.registry import Registry
+
+ACCOUNT = "000000000000"
+REGION = "us-east-1"
+
+
+def arn(name: str) -> str:
+    return f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:{name}"
+
+
+class Counter:
+    """A task function that counts its invocations (the side effect exactly-once is about)."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+        self.delay = 0.2
+
+    async def __call__(self, event: Any) -> Any:
+        self.calls += 1
+        await asyncio.sleep(self.delay)
+        return {"calls": self.calls, "event": event}
+
+
+PASS = {"StartAt": "P", "States": {"P": {"Type": "Pass", "Parameters": {"echo.$": "$"}, "End": True}}}
+COUNTED = {"StartAt": "T", "States": {"T": {"Type": "Task", "Resource": "count", "End": True}}}
+FAIL = {"StartAt": "F", "States": {"F": {"Type": "Fail", "Error": "Custom.Failure", "Cause": "it failed"}}}
+SLOW = {"StartAt": "W", "States": {"W": {"Type": "Wait", "Seconds": 30, "End": True}}}
+SLEEPY = {"StartAt": "W", "States": {"W": {"Type": "Wait", "Seconds": 1, "End": True}}}
+
+
+class ServerThread:
+    def __init__(self, *, max_duration_s: float = 1.0, credentials: dict[str, str] | None = None,
+                 max_names: int = 1000, retention_s: float = 3600.0, max_body_bytes: int = 1_048_576,
+                 **server_kw: Any) -> None:
+        self.settings = Settings(
+            engine=EngineSettings(max_duration_s=max_duration_s),
+            http=HttpSettings(host="127.0.0.1", port=0, max_names=max_names, name_retention_s=retention_s,
+                              max_body_bytes=max_body_bytes))
+        self.counter = Counter()
+        self.max_duration_s = max_duration_s
+        self.credentials = credentials
+        self.server_kw = server_kw
+        self.loop = asyncio.new_event_loop()
+        self.server: HttpServer | None = None
+        self.registry: Registry | None = None
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._ready = threading.Event()
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        # Built on the server's thread: compiled JSONata expressions must stay on their thread.
+        engine = Engine(functions={"count": self.counter}, max_duration_s=self.max_duration_s)
+        self.registry = Registry(engine)
+        for name, definition in (("pass", PASS), ("counted", COUNTED), ("fail", FAIL), ("slow", SLOW),
+                                 ("sleepy", SLEEPY)):
+            self.registry.put(name, json.dumps(definition))
+        self.server = HttpServer(self.settings, self.registry, host="127.0.0.1", port=0,
+                                 credentials=self.credentials, **self.server_kw)
+        self.loop.run_until_complete(self.server.start())
+        self._ready.set()
+        self.loop.run_forever()
+        self.server = None
+        self.registry = None
+        gc.collect()
+
+    def start(self) -> ServerThread:
+        self._thread.start()
+        assert self._ready.wait(10), "server did not start"
+        return self
+
+    @property
+    def port(self) -> int:
+        assert self.server is not None and self.server.port is not None
+        return self.server.port
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def run(self, coro: Any, timeout: float = 30.0) -> Any:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    def stop_async(self) -> Any:
+        assert self.server is not None
+        return asyncio.run_coroutine_threadsafe(self.server.stop(), self.loop)
+
+    def stop(self) -> None:
+        if self.server is not None and not self.loop.is_closed():
+            self.stop_async().result(60)
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self._thread.join(10)
+            self.loop.close()
+            gc.collect()
+
+    def client(self, **kw: Any) -> Any:
+        return make_client(self.url, **kw)
+
+    def request(self, method: str, path: str, body: bytes | None = None,
+                headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+        try:
+            conn.request(method, path, body=body, headers=headers or {})
+            resp = conn.getresponse()
+            return resp.status, {k.lower(): v for k, v in resp.getheaders()}, resp.read()
+        finally:
+            conn.close()
+
+    def api(self, op: str, payload: Any, headers: dict[str, str] | None = None) -> tuple[int, Any]:
+        body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+        h = {"Content-Type": "application/x-amz-json-1.0", "X-Amz-Target": f"AWSStepFunctions.{op}"}
+        h.update(headers or {})
+        status, _, data = self.request("POST", "/", body, h)
+        return status, json.loads(data)
+
+
+def make_client(url: str, access_key: str = "AKIDEXAMPLE", secret: str = "secret", **config: Any) -> Any:
+    import boto3
+    from botocore.config import Config
+
+    config.setdefault("inject_host_prefix", False)
+    config.setdefault("retries", {"max_attempts": 1, "mode": "standard"})
+    config.setdefault("read_timeout", 30)
+    return boto3.client("stepfunctions", endpoint_url=url, region_name=REGION, aws_access_key_id=access_key,
+                        aws_secret_access_key=secret, config=Config(**config))
+
+
+def replace_settings(settings: Settings, **http: Any) -> Settings:
+    return dataclasses.replace(settings, http=dataclasses.replace(settings.http, **http))
+
+
+@pytest.fixture(name="server")
+def server_fixture() -> Iterator[ServerThread]:
+    s = ServerThread().start()
+    try:
+        yield s
+    finally:
+        s.stop()
+
+
+@pytest.fixture(name="sfn")
+def sfn_fixture(server: ServerThread) -> Any:
+    return server.client()

@@ -1,0 +1,213 @@
+"""Raw HTTP: malformed requests get 4xx with AWS error bodies; keep-alive, pipelining, chunked
+bodies, health, readiness and metrics."""
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+from typing import Any
+
+import pytest
+from httpsupport import ServerThread, arn, server_fixture, sfn_fixture  # noqa: F401 - fixtures
+from prometheus_client.parser import text_string_to_metric_families
+
+TARGET = "AWSStepFunctions.StartSyncExecution"
+
+
+def raw(port: int, data: bytes, timeout: float = 10.0, shutdown: bool = True) -> bytes:
+    """Send bytes, half-close, read everything the server answers until it closes."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+        s.sendall(data)
+        if shutdown:
+            s.shutdown(socket.SHUT_WR)
+        chunks = []
+        while True:
+            try:
+                chunk = s.recv(65536)
+            except TimeoutError:
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+
+def split_responses(data: bytes) -> list[tuple[int, dict[str, str], bytes]]:
+    out = []
+    while data:
+        head, _, rest = data.partition(b"\r\n\r\n")
+        lines = head.decode("latin-1").split("\r\n")
+        status = int(lines[0].split(" ")[1])
+        headers = {k.lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:])}
+        n = int(headers.get("content-length", "0"))
+        out.append((status, headers, rest[:n]))
+        data = rest[n:]
+    return out
+
+
+def post(body: bytes, target: str = TARGET, extra: str = "") -> bytes:
+    return (f"POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-amz-json-1.0\r\nX-Amz-Target: {target}\r\n"
+            f"{extra}Content-Length: {len(body)}\r\n\r\n").encode() + body
+
+
+def aws_error(response: tuple[int, dict[str, str], bytes]) -> tuple[int, str]:
+    status, headers, body = response
+    parsed = json.loads(body)
+    assert isinstance(parsed["message"], str) and parsed["message"]
+    return status, parsed["__type"]
+
+
+@pytest.mark.parametrize("body,code", [
+    (b"{not json", "SerializationException"),
+    (b"[1, 2]", "SerializationException"),
+    (b'"string"', "SerializationException"),
+    (b'{"stateMachineArn": 5}', "SerializationException"),
+    (b'{"stateMachineArn": "' + arn("pass").encode() + b'", "input": {"a": 1}}', "SerializationException"),
+    (b"{}", "ValidationException"),
+    (b'{"stateMachineArn": ""}', "ValidationException"),
+    (b"\xff\xfe", "SerializationException"),
+])
+def test_bad_bodies(server: ServerThread, body: bytes, code: str) -> None:
+    [resp] = split_responses(raw(server.port, post(body)))
+    assert aws_error(resp) == (400, code)
+    assert server.counter.calls == 0
+
+
+def test_unknown_or_missing_target(server: ServerThread) -> None:
+    [resp] = split_responses(raw(server.port, post(b"{}", target="AWSStepFunctions.Nope")))
+    assert aws_error(resp) == (400, "UnknownOperationException")
+    [resp] = split_responses(raw(server.port, post(b"{}", target="DynamoDB_20120810.GetItem")))
+    assert aws_error(resp) == (400, "UnknownOperationException")
+    data = b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}"
+    [resp] = split_responses(raw(server.port, data))
+    assert aws_error(resp) == (400, "UnknownOperationException")
+
+
+@pytest.mark.parametrize("data,status", [
+    (b"GARBAGE\r\n\r\n", 400),
+    (b"GET / HTTP/2.0\r\nHost: x\r\n\r\n", 505),
+    (b"GET / HTTP/1.1\r\n\r\n", 400),  # no Host
+    (b"GET /\x01 HTTP/1.1\r\nHost: x\r\n\r\n", 400),
+    (b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n", 400),
+    (b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\n{}", 400),
+    (b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\n{}", 400),
+    (b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n", 501),
+    (b"POST / HTTP/1.1\r\nHost: x\r\nBad Header: 1\r\n\r\n", 400),
+    (b"POST / HTTP/1.1\r\nHost: x\r\n folded\r\n\r\n", 400),
+    (b"POST / HTTP/1.1\nHost: x\n\n", 400),
+    (b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n{}", 400),  # closed before the body
+    (b"GET / HTTP/1.1\r\nHost: x\r\nX: " + b"a" * 20000 + b"\r\n\r\n", 431),
+    (b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 2000000\r\n\r\n", 413),
+    (b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", 400),
+    (b"DELETE / HTTP/1.1\r\nHost: x\r\n\r\n", 405),
+    (b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", 405),
+    (b"GET /nope HTTP/1.1\r\nHost: x\r\n\r\n", 404),
+    (b"POST /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n", 405),
+])
+def test_malformed_http(server: ServerThread, data: bytes, status: int) -> None:
+    responses = split_responses(raw(server.port, data))
+    assert responses, data
+    got_status, code = aws_error(responses[0])
+    assert got_status == status
+    assert code
+
+
+def test_keep_alive_pipelining_and_chunked(server: ServerThread) -> None:
+    body = json.dumps({"stateMachineArn": arn("pass"), "input": '{"i": 1}'}).encode()
+    chunked = (f"POST / HTTP/1.1\r\nHost: x\r\nX-Amz-Target: {TARGET}\r\nTransfer-Encoding: chunked\r\n\r\n"
+               f"{5:x}\r\n").encode() + body[:5] + f"\r\n{len(body) - 5:x};ext=1\r\n".encode() + body[5:] + \
+        b"\r\n0\r\nTrailer: x\r\n\r\n"
+    data = post(body) + chunked + post(b"{") + post(body, extra="Connection: close\r\n")
+    responses = split_responses(raw(server.port, data, shutdown=False))
+    assert [r[0] for r in responses] == [200, 200, 400, 200]
+    for status, _headers, payload in responses:
+        if status == 200:
+            assert json.loads(json.loads(payload)["output"]) == {"echo": {"i": 1}}
+    assert responses[-1][1]["connection"] == "close"
+
+
+def test_http10_and_expect_continue(server: ServerThread) -> None:
+    body = json.dumps({"stateMachineArn": arn("pass")}).encode()
+    data = (f"POST / HTTP/1.0\r\nX-Amz-Target: {TARGET}\r\nContent-Length: {len(body)}\r\n\r\n").encode() + body
+    [resp] = split_responses(raw(server.port, data, shutdown=False))
+    assert resp[0] == 200
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as s:
+        s.sendall((f"POST / HTTP/1.1\r\nHost: x\r\nX-Amz-Target: {TARGET}\r\nExpect: 100-continue\r\n"
+                   f"Content-Length: {len(body)}\r\n\r\n").encode())
+        assert s.recv(100).startswith(b"HTTP/1.1 100 Continue")
+        s.sendall(body)
+        assert s.recv(65536).startswith(b"HTTP/1.1 200 OK")
+
+
+def test_body_over_the_configured_limit_is_413() -> None:
+    server = ServerThread(max_body_bytes=1000).start()
+    try:
+        [resp] = split_responses(raw(server.port, post(b"{" + b" " * 2000 + b"}")))
+        assert aws_error(resp) == (413, "RequestEntityTooLarge")
+    finally:
+        server.stop()
+
+
+def test_slow_request_times_out_with_408() -> None:
+    from express.http.protocol import Limits
+
+    server = ServerThread(limits=Limits(request_timeout_s=0.5, keepalive_timeout_s=0.5)).start()
+    try:
+        t0 = time.monotonic()
+        data = raw(server.port, b"POST / HTTP/1.1\r\nHost: x\r\n", shutdown=False)
+        assert split_responses(data)[0][0] == 408
+        assert time.monotonic() - t0 < 5
+        with socket.create_connection(("127.0.0.1", server.port), timeout=10) as s:  # idle keep-alive closes
+            assert s.recv(10) == b""
+    finally:
+        server.stop()
+
+
+def test_healthz_readyz_metrics(server: ServerThread, sfn: Any) -> None:
+    assert server.request("GET", "/healthz")[0] == 200
+    assert server.request("HEAD", "/healthz")[0] == 200
+    assert server.request("GET", "/readyz")[0] == 200
+    sfn.start_sync_execution(stateMachineArn=arn("pass"))
+    with pytest.raises(Exception):  # noqa: B017 - any client error
+        sfn.start_sync_execution(stateMachineArn=arn("nope"))
+    status, headers, body = server.request("GET", "/metrics")
+    assert status == 200 and headers["content-type"].startswith("text/plain")
+    families = {f.name: f for f in text_string_to_metric_families(body.decode())}
+    samples = [(s.labels, s.value) for s in families["express_http_requests"].samples if s.name.endswith("_total")]
+    assert any(lbl == {"operation": "StartSyncExecution", "status": "200"} and v >= 1 for lbl, v in samples)
+    assert any(lbl == {"operation": "StartSyncExecution", "status": "400"} and v >= 1 for lbl, v in samples)
+    assert "express_executions" in families and "express_execution_duration_seconds" in families
+
+
+def test_readyz_is_503_while_draining_and_running_requests_finish() -> None:
+    server = ServerThread(max_duration_s=5).start()
+    result: dict[str, Any] = {}
+    try:
+        sfn = server.client()
+        t = threading.Thread(target=lambda: result.update(sfn.start_sync_execution(stateMachineArn=arn("sleepy"))))
+        t.start()
+        time.sleep(0.3)
+        stopping = server.stop_async()
+        deadline = time.monotonic() + 5
+        while server.request("GET", "/readyz")[0] != 503:
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        assert server.request("GET", "/healthz")[0] == 200
+        status, _, body = server.request("POST", "/", b"{}", {"X-Amz-Target": TARGET})
+        assert status == 503 and json.loads(body)["__type"] == "ServiceUnavailable"
+        stopping.result(10)
+        t.join(10)
+        assert result["status"] == "SUCCEEDED"
+        with pytest.raises(OSError):
+            socket.create_connection(("127.0.0.1", server.port), timeout=1).close()
+    finally:
+        server.loop.call_soon_threadsafe(server.loop.stop)
+
+
+def test_start_and_stop_are_idempotent(server: ServerThread) -> None:
+    port = server.port
+    server.run(server.server.start())  # type: ignore[union-attr]
+    assert server.port == port
+    server.stop_async().result(10)
+    server.stop_async().result(10)
