@@ -20,6 +20,9 @@ class Prices:
     gb_hour_tiers: tuple[tuple[float, float], ...] = ((1000.0, 0.06), (4000.0, 0.03), (math.inf, 0.01642))
 
 
+DEFAULT_PRICES = Prices()
+
+
 @dataclass(frozen=True, slots=True)
 class Billing:
     billed_duration_ms: int
@@ -51,7 +54,7 @@ def bill(duration_s: float, definition_bytes: int, payload_bytes: int, map_or_pa
     return Billing(billed_duration_ms(duration_s), billed_memory_mb(used), used)
 
 
-def duration_cost(gb_seconds: float, prices: Prices = Prices(), already_gb_hours: float = 0.0) -> float:
+def duration_cost(gb_seconds: float, prices: Prices = DEFAULT_PRICES, already_gb_hours: float = 0.0) -> float:
     """Cost of ``gb_seconds`` given ``already_gb_hours`` consumed earlier in the month (tiers)."""
     hours = gb_seconds / GB_S_PER_GB_H
     cost = 0.0
@@ -68,5 +71,5 @@ def duration_cost(gb_seconds: float, prices: Prices = Prices(), already_gb_hours
     return cost
 
 
-def monthly_cost(executions: int, gb_seconds: float, prices: Prices = Prices()) -> float:
+def monthly_cost(executions: int, gb_seconds: float, prices: Prices = DEFAULT_PRICES) -> float:
     return executions * prices.per_request + duration_cost(gb_seconds, prices)

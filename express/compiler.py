@@ -58,8 +58,9 @@ def jsonata_template(value: Any, field: str, where: str) -> Callable[[dict[str, 
 
 class Compiler:
     def __init__(self, functions: dict[str, Callable[..., Any]], tracks_context: bool,
-                 query_language: str) -> None:
+                 query_language: str, logged: bool = False) -> None:
         self.functions = functions
+        self.logged = logged
         self.tracks_context = tracks_context
         self.top_language = query_language
         self.problems: list[Problem] = []
@@ -107,12 +108,21 @@ class Compiler:
                 self.problems.append(e.problem)
         if self.problems:
             return block
-        for name, state in block.states.items():
-            self.link(block, state, where + ptr("States", name))
-        if not self.problems:
-            for state in block.states.values():
-                if isinstance(state, PassState):
-                    state.specialize()
+        if self.logged:
+            # Transitions must land on the wrappers, so wrap before linking.
+            from express.history import LoggedState
+
+            inner = block.states
+            block.states = {name: LoggedState(st) for name, st in inner.items()}  # type: ignore[misc]
+            for name, state in inner.items():
+                self.link(block, state, where + ptr("States", name))
+        else:
+            for name, state in block.states.items():
+                self.link(block, state, where + ptr("States", name))
+            if not self.problems:
+                for state in block.states.values():
+                    if isinstance(state, PassState):
+                        state.specialize()
         block.start = block.states.get(spec.get("StartAt"))  # type: ignore[arg-type]
         if block.start is None:
             self.problems.append(Problem(where + "/StartAt", "MISSING_TRANSITION_TARGET",

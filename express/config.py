@@ -73,24 +73,75 @@ class HttpSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class MetricsSettings:
+    enabled: bool = True
+    flush_interval_s: float = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class MeteringSettings:
+    # "": no usage records; "-": stdout; "kafka": the metering topic (Kafka mode); else a file path
+    destination: str = ""
+    topic: str = "express.metering"
+    price_per_request: float = 1.0 / 1_000_000
+    # $ per GB-hour for the first tier1_gb_hours, the next tier2_gb_hours, and beyond (per month)
+    price_gb_hour_tier1: float = 0.06
+    tier1_gb_hours: float = 1000.0
+    price_gb_hour_tier2: float = 0.03
+    tier2_gb_hours: float = 4000.0
+    price_gb_hour_tier3: float = 0.01642
+
+    def prices(self) -> Any:
+        import math
+
+        from express.billing import Prices
+
+        return Prices(self.price_per_request, ((self.tier1_gb_hours, self.price_gb_hour_tier1),
+                                               (self.tier2_gb_hours, self.price_gb_hour_tier2),
+                                               (math.inf, self.price_gb_hour_tier3)))
+
+
+@dataclass(frozen=True, slots=True)
+class LoggingSettings:
+    """Execution logs (AWS loggingConfiguration); per-machine levels in [machine_logging]."""
+
+    level: str = "OFF"  # ALL | ERROR | FATAL | OFF, for machines not named in [machine_logging]
+    include_execution_data: bool = False
+    # "-": stdout; "kafka": the log topic (Kafka mode); else a file path
+    destination: str = "-"
+    topic: str = "express.logs"
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     config_dir: str = "config"
     engine: EngineSettings = field(default_factory=EngineSettings)
     kafka: KafkaSettings = field(default_factory=KafkaSettings)
     http: HttpSettings = field(default_factory=HttpSettings)
+    metrics: MetricsSettings = field(default_factory=MetricsSettings)
+    metering: MeteringSettings = field(default_factory=MeteringSettings)
+    logging: LoggingSettings = field(default_factory=LoggingSettings)
     # topic -> machine name
     bindings: Mapping[str, str] = field(default_factory=dict)
     # Lambda function name -> "package.module:callable"
     functions: Mapping[str, str] = field(default_factory=dict)
     # AWS access key id -> secret access key; when set, HTTP requests must carry SigV4 signatures
     credentials: Mapping[str, str] = field(default_factory=dict)
+    # machine -> logging level (ALL | ERROR | FATAL | OFF), overriding [logging] level
+    machine_logging: Mapping[str, str] = field(default_factory=dict)
+
+    def logging_for(self, machine: str) -> tuple[str, bool]:
+        return self.machine_logging.get(machine, self.logging.level), self.logging.include_execution_data
 
     @property
     def machines_dir(self) -> pathlib.Path:
         return pathlib.Path(self.config_dir) / "machines"
 
 
-_SECTIONS: dict[str, type[Any]] = {"engine": EngineSettings, "kafka": KafkaSettings, "http": HttpSettings}
+_SECTIONS: dict[str, type[Any]] = {"engine": EngineSettings, "kafka": KafkaSettings, "http": HttpSettings,
+                                   "metrics": MetricsSettings, "metering": MeteringSettings,
+                                   "logging": LoggingSettings}
+_LEVELS = ("ALL", "ERROR", "FATAL", "OFF")
 
 
 def _coerce(value: Any, typ: Any, where: str, key: str) -> Any:
@@ -150,6 +201,8 @@ def _check_ranges(settings: Any, name: str, where: str) -> None:
         raise ConfigError(where, "kafka.max_in_flight", "must be at least 1")
     if name == "engine" and settings.max_duration_s <= 0:
         raise ConfigError(where, "engine.max_duration_s", "must be positive")
+    if name == "logging" and settings.level not in _LEVELS:
+        raise ConfigError(where, "logging.level", f"must be one of {', '.join(_LEVELS)}, got {settings.level!r}")
 
 
 def _string_table(table: Any, where: str, name: str) -> dict[str, str]:
@@ -175,7 +228,7 @@ def load_settings(config_dir: str | os.PathLike[str] = "config", env: Mapping[st
             raise ConfigError(where, "(file)", f"not valid TOML: {e}") from None
         except OSError as e:
             raise ConfigError(where, "(file)", f"cannot read: {e.strerror}") from None
-    allowed = set(_SECTIONS) | {"bindings", "functions", "credentials"}
+    allowed = set(_SECTIONS) | {"bindings", "functions", "credentials", "machine_logging"}
     for key in data:
         if key not in allowed:
             raise ConfigError(where, key, f"unknown section (known: {', '.join(sorted(allowed))})")
@@ -186,6 +239,11 @@ def load_settings(config_dir: str | os.PathLike[str] = "config", env: Mapping[st
             raise ConfigError(where, name, "expected a table")
         sections[name] = _section(cls, table, env, name, where)
     credentials = _string_table(data.get("credentials", {}), where, "credentials")
+    machine_logging = _string_table(data.get("machine_logging", {}), where, "machine_logging")
+    for machine, level in machine_logging.items():
+        if level not in _LEVELS:
+            raise ConfigError(where, f"machine_logging.{machine}",
+                              f"must be one of {', '.join(_LEVELS)}, got {level!r}")
     for pair in filter(None, (p.strip() for p in sections["http"].credentials.split(","))):
         key, sep, secret = pair.partition(":")
         if not sep or not key or not secret:
@@ -195,6 +253,7 @@ def load_settings(config_dir: str | os.PathLike[str] = "config", env: Mapping[st
     return Settings(
         config_dir=str(config_dir),
         credentials=MappingProxyType(credentials),
+        machine_logging=MappingProxyType(machine_logging),
         bindings=MappingProxyType(_string_table(data.get("bindings", {}), where, "bindings")),
         functions=MappingProxyType(_string_table(data.get("functions", {}), where, "functions")),
         **sections,

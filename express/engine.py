@@ -12,11 +12,16 @@ from typing import Any
 import orjson
 
 from express import errors
+from express.billing import Prices, bill
 from express.clock import RealClock, VirtualClock
 from express.compiler import JSONPATH, Compiler
 from express.errors import ASLError, DefinitionError, ExecutionTimedOut, Problem
 from express.frame import Execution, Frame
+from express.history import EventLog, LoggingConfig
+from express.metering import usage_record
+from express.metrics import RECORDER
 from express.runner import Block
+from express.sinks import Sink
 
 DEFAULT_MAX_DURATION_S = 300.0  # Express workflows: 5 minutes
 MAX_PAYLOAD_BYTES = 256 * 1024
@@ -49,22 +54,37 @@ class Engine:
     ``functions`` maps Lambda function names/ARNs (or other resource ARNs) to callables;
     ``clock`` is :class:`RealClock` by default, :class:`VirtualClock` for instant waits;
     ``max_duration_s`` caps every execution (Express: 5 minutes).
+    Observability, all off by default: ``metrics`` records Prometheus metrics
+    (:mod:`express.metrics`), ``usage_sink`` receives a usage record per execution
+    (:mod:`express.metering`), ``log_sink`` receives the execution logs of machines compiled with
+    a ``logging`` level other than OFF (:mod:`express.history`).
     """
 
     def __init__(self, functions: dict[str, Callable[..., Any]] | None = None,
                  clock: RealClock | VirtualClock | None = None,
                  max_duration_s: float = DEFAULT_MAX_DURATION_S,
                  max_payload_bytes: int = MAX_PAYLOAD_BYTES,
-                 region: str = "us-east-1", account: str = "000000000000") -> None:
+                 region: str = "us-east-1", account: str = "000000000000",
+                 metrics: bool = False, usage_sink: Sink | None = None, log_sink: Sink | None = None,
+                 prices: Prices | None = None) -> None:
         self.functions = dict(functions or {})
+        self.metrics = metrics
+        self.usage_sink = usage_sink
+        self.log_sink = log_sink
+        self.prices = prices if prices is not None else Prices()
         self.clock = clock if clock is not None else RealClock()
         self.max_duration_s = float(max_duration_s)
         self.max_payload_bytes = int(max_payload_bytes)
         self.region = region
         self.account = account
 
-    def compile(self, definition: Any, name: str = "machine") -> Machine:
-        """Parse, validate and compile; raises DefinitionError listing every problem."""
+    def compile(self, definition: Any, name: str = "machine",
+                logging: LoggingConfig | dict[str, Any] | None = None) -> Machine:
+        """Parse, validate and compile; raises DefinitionError listing every problem.
+
+        ``logging``: the machine's loggingConfiguration (level ALL/ERROR/FATAL/OFF and
+        includeExecutionData), as a :class:`LoggingConfig` or AWS's dict shape."""
+        log_config = LoggingConfig.from_aws(logging)
         if isinstance(definition, (str, bytes, bytearray)):
             try:
                 definition = orjson.loads(definition)
@@ -80,7 +100,8 @@ class Engine:
         except (RecursionError, orjson.JSONEncodeError):
             raise DefinitionError([Problem("", "SCHEMA_VALIDATION_FAILED", "The definition is nested too deeply")]) from None
         tracks_context = "$$" in text or "states.context" in text
-        compiler = Compiler(self.functions, tracks_context, definition.get("QueryLanguage", JSONPATH))
+        compiler = Compiler(self.functions, tracks_context, definition.get("QueryLanguage", JSONPATH),
+                            logged=log_config.enabled)
         try:
             block = compiler.block(definition, "", compiler.top_language)
         except RecursionError:
@@ -89,14 +110,15 @@ class Engine:
             raise DefinitionError(compiler.problems)
         timeout = definition.get("TimeoutSeconds")
         return Machine(self, block, name, definition, len(text),
-                       float(timeout) if isinstance(timeout, (int, float)) and not isinstance(timeout, bool) else None)
+                       float(timeout) if isinstance(timeout, (int, float)) and not isinstance(timeout, bool) else None,
+                       log_config)
 
 
 class Machine:
     """A compiled state machine; ``execute`` may be awaited concurrently any number of times."""
 
     def __init__(self, engine: Engine, block: Block, name: str, definition: dict[str, Any],
-                 definition_size: int, timeout_s: float | None) -> None:
+                 definition_size: int, timeout_s: float | None, logging: LoggingConfig | None = None) -> None:
         self.engine = engine
         self.block = block
         self.name = name
@@ -105,15 +127,22 @@ class Machine:
         self.arn = f"arn:aws:states:{engine.region}:{engine.account}:stateMachine:{name}"
         self._exec_arn_prefix = f"arn:aws:states:{engine.region}:{engine.account}:express:{name}:"
         self.timeout_s = timeout_s
+        self.logging = logging if logging is not None and logging.enabled else None
+        # Anything to do around an execution (metrics, usage records, logs)? Decided once here so
+        # that an unobserved machine pays nothing for the feature.
+        self._observed = bool(engine.metrics or engine.usage_sink is not None or self.logging is not None)
 
     async def execute(self, input: Any = _NO_INPUT, name: str | None = None, *,
-                      input_size: int | None = None, arn: str | None = None) -> ExecutionResult:
+                      input_size: int | None = None, arn: str | None = None,
+                      mode: str = "api") -> ExecutionResult:
         """Run one execution to completion; never raises for anything the definition or the
         input does: the outcome is in the result.
 
         ``input_size``: the input's size in bytes as JSON, when the caller already knows it
         (it read the input as JSON text), to spare measuring it again. ``arn``: the execution
-        ARN (``$$.Execution.Id``) when the caller reports one, e.g. with a unique suffix."""
+        ARN (``$$.Execution.Id``) when the caller reports one, e.g. with a unique suffix.
+        ``mode``: how the execution was started (``async``, ``sync``, ``api``), for metrics and
+        usage records."""
         engine = self.engine
         clock = engine.clock
         if input is _NO_INPUT:
@@ -127,7 +156,12 @@ class Machine:
             cap = self.timeout_s  # type: ignore[assignment]
         ex = Execution(self.name, self.arn, name, arn or self._exec_arn_prefix + name, input, start, clock,
                        start + cap, time.monotonic() + cap if not clock.virtual else time.monotonic() + engine.max_duration_s)
+        observed = self._observed
+        if observed:
+            self._started(ex, mode)
         block = self.block
+        size = 0
+        result: ExecutionResult
         try:
             size = len(orjson.dumps(input)) if input_size is None else input_size
             if size > engine.max_payload_bytes:
@@ -139,23 +173,58 @@ class Machine:
                 output = await block.run(frame, input)
             else:
                 output = block.run_sync(frame, input)
-            return ExecutionResult("SUCCEEDED", output, None, None, name, start, clock.now(), ex.transitions)
+            result = ExecutionResult("SUCCEEDED", output, None, None, name, start, clock.now(), ex.transitions)
         except ASLError as e:
-            return ExecutionResult("FAILED", None, e.error, e.cause, name, start, clock.now(), ex.transitions)
+            result = ExecutionResult("FAILED", None, e.error, e.cause, name, start, clock.now(), ex.transitions)
         except ExecutionTimedOut:
             if definition_cap:
-                return ExecutionResult("TIMED_OUT", None, None, None, name, start, clock.now(), ex.transitions)
-            return ExecutionResult("TIMED_OUT", None, errors.TIMEOUT,
-                                   f"The execution exceeded its maximum duration of {cap:g} seconds.",
-                                   name, start, clock.now(), ex.transitions)
+                result = ExecutionResult("TIMED_OUT", None, None, None, name, start, clock.now(), ex.transitions)
+            else:
+                result = ExecutionResult("TIMED_OUT", None, errors.TIMEOUT,
+                                         f"The execution exceeded its maximum duration of {cap:g} seconds.",
+                                         name, start, clock.now(), ex.transitions)
         except RecursionError:
-            return ExecutionResult("FAILED", None, errors.RUNTIME, "The data is nested too deeply.",
-                                   name, start, clock.now(), ex.transitions)
+            result = ExecutionResult("FAILED", None, errors.RUNTIME, "The data is nested too deeply.",
+                                     name, start, clock.now(), ex.transitions)
         except Exception as e:  # noqa: BLE001 - the one boundary: nothing escapes an execution
             # An engine defect must not take the caller down: report it as AWS reports internal errors.
-            return ExecutionResult("FAILED", None, errors.RUNTIME,
-                                   f"Internal error while executing: {type(e).__name__}: {e}",
-                                   name, start, clock.now(), ex.transitions)
+            result = ExecutionResult("FAILED", None, errors.RUNTIME,
+                                     f"Internal error while executing: {type(e).__name__}: {e}",
+                                     name, start, clock.now(), ex.transitions)
+        if observed:
+            self._finished(ex, result, mode, size)
+        return result
+
+    def _started(self, ex: Execution, mode: str) -> None:
+        if self.engine.metrics:
+            RECORDER.started(self.name, mode)
+        if self.logging is not None:
+            log = ex.log = EventLog(self.logging, ex.arn, ex.clock)
+            log.add("ExecutionStarted", {"input": ex.input, "roleArn": "arn:aws:iam::000000000000:role/express"})
+
+    def _finished(self, ex: Execution, result: ExecutionResult, mode: str, input_size: int) -> None:
+        engine = self.engine
+        duration = result.stop_time - result.start_time
+        billing = bill(duration, self.definition_size, input_size, ex.parallel_steps)
+        if engine.metrics:
+            RECORDER.finished(self.name, mode, result.status, result.error, duration, result.state_transitions,
+                              billing.billed_duration_ms, billing.billed_memory_mb)
+        if engine.usage_sink is not None:
+            record = usage_record(self.name, result.name, mode, result.status, result.start_time, duration,
+                                  self.definition_size, input_size, ex.parallel_steps, result.state_transitions,
+                                  engine.prices)
+            engine.usage_sink.emit((record.to_json(),))
+        log = ex.log
+        if log is not None:
+            if result.status == "SUCCEEDED":
+                log.add("ExecutionSucceeded", {"output": result.output})
+            elif result.status == "FAILED":
+                log.add("ExecutionFailed", {"error": result.error, "cause": result.cause})
+            else:
+                log.add("ExecutionTimedOut", {"error": result.error, "cause": result.cause})
+            lines = log.lines()
+            if lines and engine.log_sink is not None:
+                engine.log_sink.emit(lines)
 
 
 def default_clock() -> RealClock | VirtualClock:

@@ -14,7 +14,8 @@ class Execution:
 
     __slots__ = (
         "machine_name", "machine_arn", "name", "arn", "input", "start_time", "clock",
-        "deadline", "real_deadline", "event_id", "transitions", "var_bytes", "limit",
+        "deadline", "real_deadline", "event_id", "transitions", "var_bytes", "limit", "log",
+        "parallel_steps",
     )
 
     def __init__(self, machine_name: str, machine_arn: str, name: str, arn: str, input: Any,
@@ -32,6 +33,8 @@ class Execution:
         self.transitions = 0
         self.var_bytes = 0
         self.limit = 256 * 1024  # payload limit in bytes (States.DataLimitExceeded above it)
+        self.log: Any = None  # history.EventLog when the machine's logging level is not OFF
+        self.parallel_steps = 0  # Map/Parallel steps run, for the billed-memory estimate
 
 
 class Frame:

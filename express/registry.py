@@ -14,6 +14,7 @@ from express.clock import RealClock, VirtualClock
 from express.config import ConfigError, Settings
 from express.engine import Engine, Machine
 from express.errors import DefinitionError
+from express.history import LoggingConfig
 
 MACHINE_SUFFIX = ".asl.json"
 
@@ -43,18 +44,20 @@ def load_function(spec: str, where: str, key: str) -> Callable[..., Any]:
 
 
 class Registry:
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, settings: Settings | None = None) -> None:
         self.engine = engine
+        self.settings = settings
         self._entries: dict[str, Entry] = {}
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> Registry:
+    def from_settings(cls, settings: Settings, *, usage_sink: Any = None, log_sink: Any = None) -> Registry:
         where = str(settings.machines_dir.parent / "express.toml")
         functions = {name: load_function(spec, where, f"functions.{name}") for name, spec in settings.functions.items()}
         clock = VirtualClock() if settings.engine.virtual_time else RealClock()
         engine = Engine(functions=functions, clock=clock, max_duration_s=settings.engine.max_duration_s,
-                        max_payload_bytes=settings.engine.max_payload_bytes)
-        registry = cls(engine)
+                        max_payload_bytes=settings.engine.max_payload_bytes, metrics=settings.metrics.enabled,
+                        usage_sink=usage_sink, log_sink=log_sink, prices=settings.metering.prices())
+        registry = cls(engine, settings)
         mdir = settings.machines_dir
         if mdir.is_dir():
             for path in sorted(mdir.glob("*" + MACHINE_SUFFIX)):
@@ -68,10 +71,21 @@ class Registry:
                 raise ConfigError(where, f"bindings.{topic}", f"no machine named {machine!r} in {mdir}")
         return registry
 
-    def put(self, name: str, definition: str | Mapping[str, Any]) -> Entry:
+    def logging_for(self, name: str, logging: Mapping[str, Any] | None = None) -> LoggingConfig:
+        """The machine's logging: as given (API loggingConfiguration), else from the settings."""
+        if logging is not None:
+            return LoggingConfig.from_aws(logging)
+        if self.settings is None:
+            return LoggingConfig()
+        level, include = self.settings.logging_for(name)
+        return LoggingConfig(level, include)
+
+    def put(self, name: str, definition: str | Mapping[str, Any], logging: Mapping[str, Any] | None = None) -> Entry:
         text = definition if isinstance(definition, str) else orjson.dumps(definition).decode()
-        machine = self.engine.compile(text, name=name)
+        config = self.logging_for(name, logging)
+        machine = self.engine.compile(text, name=name, logging=config)
         entry = Entry(machine, text, time.time())
+        entry.logging = {"level": config.level, "includeExecutionData": config.include_execution_data}
         self._entries[name] = entry
         return entry
 

@@ -19,6 +19,7 @@ import orjson
 from express import errors
 from express.errors import ASLError, ExecutionTimedOut, PathMissing
 from express.frame import Frame
+from express.metrics import RECORDER
 from express.runner import Block, sleep_within_deadline
 
 Fn = Callable[[Any, Frame], Any]
@@ -512,10 +513,12 @@ class RecoverableState(State):
                 if counts[retrier_index] < r.max_attempts:
                     counts[retrier_index] += 1
                     frame.retry_count = sum(counts)
+                    RECORDER.event("retry", frame.execution.machine_name, error.error[:64])
                     await sleep_within_deadline(frame.execution, r.delay(counts[retrier_index]))
                     continue
             for c in self.catchers:
                 if errors.matches(error.error, c.errors):
+                    RECORDER.event("catch", frame.execution.machine_name, error.error[:64])
                     return c.next, self.caught(frame, data, error, c)
             raise error
 
@@ -552,6 +555,7 @@ class TaskState(RecoverableState):
                  credentials: Fn | None) -> None:
         super().__init__(name, spec, flow, retriers, catchers)
         self.invoke = invoke  # async (effective input, frame, timeout) -> result
+        self.resource = spec.get("Resource", "")
         self.timeout = timeout
         self.credentials = credentials
 
@@ -573,12 +577,33 @@ class TaskState(RecoverableState):
             timeout = self.timeout(raw, frame, None)
         if self.credentials is not None:
             self.credentials(raw, frame)
-        result = await self.invoke(eff, frame, timeout)
+        log = ex.log
+        if log is None:
+            result = await self.invoke(eff, frame, timeout)
+        else:
+            result = await self._logged_invoke(log, eff, frame, timeout)
         if flow.jsonata:
             return self.finish(frame, raw, result, result)
         if flow.result_selector is not None:
             result = flow.result_selector(result, frame)
         return self.finish(frame, raw, result, result)
+
+
+    async def _logged_invoke(self, log: Any, eff: Any, frame: Frame, timeout: float | None) -> Any:
+        resource = self.resource
+        log.add("LambdaFunctionScheduled", {"resource": resource, "input": eff,
+                                            **({"timeoutInSeconds": int(timeout)} if timeout else {})})
+        log.add("LambdaFunctionStarted", {})
+        started = frame.execution.clock.now()
+        try:
+            result = await self.invoke(eff, frame, timeout)
+        except ASLError as e:
+            kind = "LambdaFunctionTimedOut" if e.error == errors.TIMEOUT else "LambdaFunctionFailed"
+            log.add(kind, {"error": e.error, "cause": e.cause})
+            raise
+        RECORDER.task(frame.execution.machine_name, frame.execution.clock.now() - started)
+        log.add("LambdaFunctionSucceeded", {"output": result})
+        return result
 
 
 class ParallelState(RecoverableState):
@@ -594,6 +619,9 @@ class ParallelState(RecoverableState):
         flow = self.flow
         ex = frame.execution
         ex.event_id += 1  # ParallelStateStarted
+        ex.parallel_steps += 1
+        if ex.log is not None:
+            ex.log.add("ParallelStateStarted", {})
         if flow.jsonata:
             states = flow.states_binding(raw, frame)
             eff = flow.arguments(states, frame) if flow.arguments is not None else raw
@@ -607,6 +635,8 @@ class ParallelState(RecoverableState):
                 functools.partial(b.run, inner_frame(frame, size), eff) for b in self.branches]
             results = await run_concurrently(jobs, 0)
         ex.event_id += 1  # ParallelStateSucceeded
+        if ex.log is not None:
+            ex.log.add("ParallelStateSucceeded", {})
         if not flow.jsonata and flow.result_selector is not None:
             results = flow.result_selector(results, frame)
         return self.finish(frame, raw, results, results)
@@ -680,6 +710,7 @@ class MapState(RecoverableState):
         flow = self.flow
         ex = frame.execution
         ex.event_id += 1  # MapStateStarted
+        ex.parallel_steps += 1
         states = None
         if flow.jsonata:
             states = flow.states_binding(raw, frame)
@@ -701,7 +732,10 @@ class MapState(RecoverableState):
             else:
                 inputs.append(item)
         processor = self.processor
-        if pct is None and count is None:
+        if ex.log is not None:
+            ex.log.add("MapStateStarted", {"length": len(inputs)})
+            results = await self._logged_iterations(frame, inputs, limit, pct, count, item_size)
+        elif pct is None and count is None:
             if not processor.is_async:
                 results = []
                 for v in inputs:
@@ -714,9 +748,31 @@ class MapState(RecoverableState):
         else:
             results = await self._tolerant(frame, inputs, limit, pct, count, item_size)
         ex.event_id += 1  # MapStateSucceeded
+        if ex.log is not None:
+            ex.log.add("MapStateSucceeded", {})
         if not flow.jsonata and flow.result_selector is not None:
             results = flow.result_selector(results, frame)
         return self.finish(frame, raw, results, results)
+
+    async def _logged_iterations(self, frame: Frame, inputs: list[Any], limit: int, pct: float | None,
+                                 count: int | None, item_size: int) -> list[Any]:
+        log = frame.execution.log
+
+        async def one(index: int, value: Any) -> Any:
+            log.add("MapIterationStarted", {"index": index, "name": self.name})
+            try:
+                out = await self._iteration(frame, value, item_size)
+            except ASLError as e:
+                log.add("MapIterationFailed", {"index": index, "name": self.name, "error": e.error,
+                                               "cause": e.cause})
+                raise
+            log.add("MapIterationSucceeded", {"index": index, "name": self.name})
+            return out
+
+        if pct is not None or count is not None:
+            return await self._tolerant(frame, inputs, limit, pct, count, item_size)
+        jobs: list[Callable[[], Any]] = [functools.partial(one, i, v) for i, v in enumerate(inputs)]
+        return await run_concurrently(jobs, min(limit, 40) if limit else 40)
 
     async def _iteration(self, frame: Frame, value: Any, size: int) -> Any:
         ex = frame.execution

@@ -204,26 +204,6 @@ class _Metrics:
         if self.m is not None:
             self._child(self.m.HTTP_REQUESTS, operation, str(status)).inc()
 
-    def started(self, machine: str, mode: str) -> None:
-        if self.m is not None:
-            self._child(self.m.EXECUTIONS_STARTED, machine, mode).inc()
-            self._child(self.m.IN_FLIGHT, mode).inc()
-
-    def finished(self, machine: str, mode: str, status: str, error: str | None, duration_s: float,
-                 transitions: int, billed_ms: int, billed_mb: int) -> None:
-        m = self.m
-        if m is None:
-            return
-        self._child(m.IN_FLIGHT, mode).dec()
-        self._child(m.EXECUTIONS_FINISHED, machine, mode, status).inc()
-        self._child(m.EXECUTION_DURATION, machine, mode).observe(duration_s)
-        if transitions:
-            self._child(m.STATE_TRANSITIONS, machine).inc(transitions)
-        self._child(m.BILLED_DURATION, machine).inc(billed_ms / 1000.0)
-        self._child(m.BILLED_GB_SECONDS, machine).inc(billed_ms / 1000.0 * billed_mb / 1024.0)
-        if error is not None and status != "SUCCEEDED":
-            self._child(m.EXECUTION_ERRORS, machine, error[:64]).inc()
-
 
 # ---------------------------------------------------------------------- the operations
 class StepFunctionsApi:
@@ -290,19 +270,20 @@ class StepFunctionsApi:
         meta = self.meta.get(name)
         return meta.type if meta is not None else "EXPRESS"
 
-    async def compile(self, text: str, name: str) -> Machine:
+    async def compile(self, text: str, name: str, logging: Mapping[str, Any] | None = None) -> Machine:
         """Compile off the event loop when the definition is large; DefinitionError -> InvalidDefinition."""
         try:
-            return await self._compile(text, name)
+            return await self._compile(text, name, logging)
         except DefinitionError as e:
             raise ApiError("InvalidDefinition", problems_message(e.problems)) from None
 
-    async def _compile(self, text: str, name: str) -> Machine:
+    async def _compile(self, text: str, name: str, logging: Mapping[str, Any] | None = None) -> Machine:
         # jsonatapy's compiled expressions must live and die on the thread that made them (they
         # panic otherwise), so definitions that may hold JSONata always compile on the loop.
+        config = self.registry.logging_for(name, logging)
         if len(text) > INLINE_COMPILE_BYTES and "JSONata" not in text:
-            return await asyncio.to_thread(self.engine.compile, text, name)
-        return self.engine.compile(text, name)
+            return await asyncio.to_thread(self.engine.compile, text, name, config)
+        return self.engine.compile(text, name, config)
 
     def install(self, name: str, machine: Machine, text: str, created: float) -> Entry:
         put_compiled = getattr(self.registry, "put_compiled", None)
@@ -375,9 +356,7 @@ class StepFunctionsApi:
 
     async def _run(self, machine: Machine, machine_name: str, name: str, arn: str, input_text: str, value: Any,
                    trace: str | None, included: bool, mode: str) -> bytes:
-        metrics = self.metrics
-        metrics.started(machine_name, mode)
-        result = await machine.execute(value, name=name)
+        result = await machine.execute(value, name=name, arn=arn, mode=mode)
         status = result.status
         response: dict[str, Any] = {
             "executionArn": arn,
@@ -407,8 +386,6 @@ class StepFunctionsApi:
         billing = bill(result.duration_s, machine.definition_size, len(input_text) + output_bytes)
         response["billingDetails"] = {"billedMemoryUsedInMB": billing.billed_memory_mb,
                                       "billedDurationInMilliseconds": billing.billed_duration_ms}
-        metrics.finished(machine_name, mode, status, result.error, result.duration_s, result.state_transitions,
-                         billing.billed_duration_ms, billing.billed_memory_mb)
         return orjson.dumps(response)
 
     async def start_execution(self, body: dict[str, Any], headers: Mapping[str, str]) -> dict[str, Any]:
@@ -483,7 +460,7 @@ class StepFunctionsApi:
         if len(self.registry) >= self.max_machines:
             raise ApiError("StateMachineLimitExceeded",
                            f"The maximum number of state machines ({self.max_machines}) has been reached")
-        machine = await self.compile(text, name)
+        machine = await self.compile(text, name, logging)
         if self.registry.entry(name) is not None:  # created meanwhile (large definition compiled in a thread)
             raise ApiError("StateMachineAlreadyExists", f"State Machine Already Exists: '{self._arn_prefix}{name}'")
         entry = self.install(name, machine, text, time.time())
@@ -556,8 +533,9 @@ class StepFunctionsApi:
         logging = self._logging(body.get("loggingConfiguration")) if "loggingConfiguration" in body else entry.logging
         meta = self.meta.setdefault(name, MachineMeta())
         tracing = self._tracing(body.get("tracingConfiguration")) if "tracingConfiguration" in body else meta.tracing
-        if text is not None and text != entry.definition_text:
-            machine = await self.compile(text, name)
+        if (text is not None and text != entry.definition_text) or logging != entry.logging:
+            text = text if text is not None else entry.definition_text
+            machine = await self.compile(text, name, logging)
             current = self.registry.entry(name)
             if current is None:
                 raise ApiError("StateMachineDoesNotExist",

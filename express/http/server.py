@@ -191,12 +191,12 @@ class HttpServer:
 
     def _metrics(self) -> Response:
         try:
-            from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+            from prometheus_client import CONTENT_TYPE_LATEST
 
-            from express.metrics import REGISTRY
+            from express.metrics import exposition
         except ImportError:
             return self.error(404, "UnknownOperationException", "metrics need the prometheus-client package")
-        return Response(200, generate_latest(REGISTRY), CONTENT_TYPE_LATEST)
+        return Response(200, exposition(), CONTENT_TYPE_LATEST)
 
     async def _api(self, request: Request) -> Response:
         headers = request.headers

@@ -67,7 +67,7 @@ try:  # prometheus_client is an optional extra
 except ImportError:  # pragma: no cover
     _metrics = None  # type: ignore[assignment]
 
-MODE = "kafka"
+MODE = "async"  # Express async (at-least-once) executions, as metrics and usage records label them
 MAX_NAME = 80
 H_REASON = "express-dlq-reason"
 H_DETAIL = "express-dlq-detail"
@@ -75,7 +75,6 @@ _loads = orjson.loads
 _dumps = orjson.dumps
 _JSONDecodeError = orjson.JSONDecodeError
 _SMALL = 13 * 1024 * 1024  # definition + payload below this: billed memory is the 64 MB minimum
-_MIN_GB_S = bill(0.0, 0, 0).gb_seconds
 _NO_HEADERS: list[tuple[str, bytes]] = []  # shared, never mutated
 
 
@@ -223,15 +222,9 @@ class KafkaWorker:
         self._started = False
         self._stopped = False
         # metrics, aggregated between flushes (the hot path touches only plain dicts)
-        self._m_started: collections.Counter[str] = collections.Counter()
-        self._m_transitions: collections.Counter[str] = collections.Counter()
-        self._m_finished: collections.Counter[tuple[str, str]] = collections.Counter()
-        self._m_errors: collections.Counter[tuple[str, str]] = collections.Counter()
-        self._m_billed: dict[str, list[float]] = {}
         self._m_consumed: collections.Counter[str] = collections.Counter()
         self._m_produced: collections.Counter[tuple[str, str]] = collections.Counter()
         self._m_dlq: collections.Counter[tuple[str, str]] = collections.Counter()
-        self._m_durations: list[tuple[str, float]] = []
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -339,7 +332,7 @@ class KafkaWorker:
                 with contextlib.suppress(KafkaError, asyncio.TimeoutError):
                     await asyncio.wait_for(self._producer.stop(), 15.0)
             if _metrics is not None:
-                _metrics.IN_FLIGHT.labels(MODE).set(0)
+                _metrics.RECORDER.flush()
 
     @staticmethod
     async def _finish_task(task: asyncio.Task[Any], grace: float) -> None:
@@ -437,7 +430,6 @@ class KafkaWorker:
         max_payload = self.max_payload
         prefix = part.prefix
         outcome = self._outcome
-        started = self._m_started
         for rec in records:
             value = rec.value
             machine_name = bound
@@ -463,11 +455,10 @@ class KafkaWorker:
                 continue
             offset = rec.offset
             name = prefix + str(offset)
-            started[machine_name] += 1
             if machine.block.is_async:
                 self._start_task(machine, inp, name, part, offset, rec.key, len(value), chunk)
                 continue
-            coro = machine.execute(inp, name, input_size=len(value))
+            coro = machine.execute(inp, name, input_size=len(value), mode=MODE)
             try:
                 coro.send(None)
             except StopIteration as done:
@@ -478,7 +469,7 @@ class KafkaWorker:
 
     def _start_task(self, machine: Any, inp: Any, name: str, part: _Part, offset: int, key: bytes | None,
                     size: int, chunk: _Chunk) -> None:
-        task = asyncio.get_running_loop().create_task(machine.execute(inp, name, input_size=size))
+        task = asyncio.get_running_loop().create_task(machine.execute(inp, name, input_size=size, mode=MODE))
         self._tasks.add(task)
 
         def done(t: asyncio.Task[Any]) -> None:
@@ -509,10 +500,10 @@ class KafkaWorker:
         status = result.status
         duration = stop - start
         if duration <= 0.1 and machine.definition_size + size < _SMALL:  # the common case, without bill()
-            billed_ms, billed_mb, gb_s = 100, 64, _MIN_GB_S
+            billed_ms, billed_mb = 100, 64
         else:
             billing = bill(duration, machine.definition_size, size)
-            billed_ms, billed_mb, gb_s = billing.billed_duration_ms, billing.billed_memory_mb, billing.gb_seconds
+            billed_ms, billed_mb = billing.billed_duration_ms, billing.billed_memory_mb
         mname = machine.name
         if status == "SUCCEEDED":
             self.succeeded += 1
@@ -530,16 +521,6 @@ class KafkaWorker:
                    "source": {"topic": part.topic, "partition": part.partition, "offset": offset}}
             topic = part.failures
             kind = "failure"
-            self._m_errors[(mname, result.error or status)] += 1
-        self._m_finished[(mname, status)] += 1
-        self._m_transitions[mname] += result.state_transitions
-        billed = self._m_billed.get(mname)
-        if billed is None:
-            billed = self._m_billed[mname] = [0.0, 0.0]
-        billed[0] += billed_ms / 1000.0
-        billed[1] += gb_s
-        if len(self._m_durations) < 100_000:
-            self._m_durations.append((mname, duration))
         try:
             value = _dumps(doc)
         except (TypeError, orjson.JSONEncodeError) as e:  # cannot happen for engine output; never lose it
@@ -700,39 +681,16 @@ class KafkaWorker:
         m = _metrics
         if m is None:
             return
-        for machine, n in self._m_started.items():
-            m.EXECUTIONS_STARTED.labels(machine, MODE).inc(n)
-        for (machine, status), n in self._m_finished.items():
-            m.EXECUTIONS_FINISHED.labels(machine, MODE, status).inc(n)
-        for machine, n in self._m_transitions.items():
-            m.STATE_TRANSITIONS.labels(machine).inc(n)
-        for (machine, error), n in self._m_errors.items():
-            m.EXECUTION_ERRORS.labels(machine, error).inc(n)
-        for machine, (seconds, gbs) in self._m_billed.items():
-            m.BILLED_DURATION.labels(machine).inc(seconds)
-            m.BILLED_GB_SECONDS.labels(machine).inc(gbs)
-        children: dict[str, Any] = {}
-        for machine, d in self._m_durations:
-            h = children.get(machine)
-            if h is None:
-                h = children[machine] = m.EXECUTION_DURATION.labels(machine, MODE)
-            h.observe(d)
         for topic, n in self._m_consumed.items():
             m.KAFKA_CONSUMED.labels(topic).inc(n)
         for (topic, kind), n in self._m_produced.items():
             m.KAFKA_PRODUCED.labels(topic, kind).inc(n)
         for (topic, reason), n in self._m_dlq.items():
             m.KAFKA_DLQ.labels(topic, reason).inc(n)
-        self._m_started.clear()
-        self._m_transitions.clear()
-        self._m_finished.clear()
-        self._m_errors.clear()
-        self._m_billed.clear()
-        self._m_durations.clear()
         self._m_consumed.clear()
         self._m_produced.clear()
         self._m_dlq.clear()
-        m.IN_FLIGHT.labels(MODE).set(self.in_flight)
+        m.RECORDER.flush()
         consumer = self._consumer
         if consumer is not None:
             for part in list(self._parts.values()):
