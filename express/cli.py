@@ -138,6 +138,52 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return rc
 
 
+def _time_arg(text: str | None, default: float) -> float:
+    """Epoch seconds, an ISO 8601 time, or a duration ago like ``1h``/``30m``/``2d``."""
+    if not text:
+        return default
+    import time as _time
+
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    if text[-1] in units and text[:-1].replace(".", "", 1).isdigit():
+        return _time.time() - float(text[:-1]) * units[text[-1]]
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    from datetime import datetime
+
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        raise SystemExit(f"not a time: {text!r} (epoch seconds, ISO 8601, or 30m/1h/2d ago)") from None
+
+
+def cmd_usage(args: argparse.Namespace) -> int:
+    from express.config import ConfigError, load_settings
+    from express.metering import format_summary, read_records, summarise
+
+    try:
+        prices = load_settings(args.config).metering.prices()
+    except ConfigError as e:
+        print(f"express: configuration error: {e}", file=sys.stderr)
+        return 2
+    summary = summarise(read_records(args.files), _time_arg(args.since, float("-inf")),
+                        _time_arg(args.until, float("inf")), prices)
+    if args.json:
+        out = {"since": summary.since if summary.since != float("-inf") else None,
+               "until": summary.until if summary.until != float("inf") else None,
+               "requestCost": summary.request_cost, "durationCost": summary.duration_cost, "cost": summary.cost,
+               "machines": {name: {"executions": m.executions, "failed": m.failed,
+                                   "billedDurationMs": m.billed_duration_ms, "gbSeconds": m.gb_seconds,
+                                   "stateTransitions": m.state_transitions, "byMode": m.by_mode}
+                            for name, m in sorted(summary.machines.items())}}
+        sys.stdout.write(orjson.dumps(out, option=orjson.OPT_INDENT_2).decode() + "\n")
+    else:
+        print(format_summary(summary))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="express", description="Run AWS Step Functions state machines in memory.")
     sub = ap.add_subparsers(dest="command", required=True)
@@ -162,6 +208,13 @@ def main(argv: list[str] | None = None) -> int:
     d.add_argument("--events", type=int, default=1000)
     d.add_argument("--bootstrap", default=None)
     d.set_defaults(func=cmd_demo)
+    u = sub.add_parser("usage", help="summarise usage records (metering log) per machine over a time window")
+    u.add_argument("files", nargs="+", help="metering log files (JSON lines)")
+    u.add_argument("--since", default=None, help="epoch seconds, ISO 8601, or e.g. 1h (ago)")
+    u.add_argument("--until", default=None)
+    u.add_argument("--config", default="config", help="for the prices ([metering] in express.toml)")
+    u.add_argument("--json", action="store_true")
+    u.set_defaults(func=cmd_usage)
     args = ap.parse_args(argv)
     try:
         rc: int = args.func(args)

@@ -57,7 +57,8 @@ class Engine:
     Observability, all off by default: ``metrics`` records Prometheus metrics
     (:mod:`express.metrics`), ``usage_sink`` receives a usage record per execution
     (:mod:`express.metering`), ``log_sink`` receives the execution logs of machines compiled with
-    a ``logging`` level other than OFF (:mod:`express.history`).
+    a ``logging`` level other than OFF (:mod:`express.history`); ``recorder`` is told of every
+    execution (``record(machine, result, event_log)``), e.g. the console's recent executions.
     """
 
     def __init__(self, functions: dict[str, Callable[..., Any]] | None = None,
@@ -66,12 +67,15 @@ class Engine:
                  max_payload_bytes: int = MAX_PAYLOAD_BYTES,
                  region: str = "us-east-1", account: str = "000000000000",
                  metrics: bool = False, usage_sink: Sink | None = None, log_sink: Sink | None = None,
-                 prices: Prices | None = None) -> None:
+                 prices: Prices | None = None, recorder: Any = None) -> None:
         self.functions = dict(functions or {})
         self.metrics = metrics
         self.usage_sink = usage_sink
         self.log_sink = log_sink
         self.prices = prices if prices is not None else Prices()
+        # recorder.record(machine, result, event_log_or_None) after every execution (the console's
+        # ring of recent executions); None: nothing is kept.
+        self.recorder = recorder
         self.clock = clock if clock is not None else RealClock()
         self.max_duration_s = float(max_duration_s)
         self.max_payload_bytes = int(max_payload_bytes)
@@ -130,7 +134,8 @@ class Machine:
         self.logging = logging if logging is not None and logging.enabled else None
         # Anything to do around an execution (metrics, usage records, logs)? Decided once here so
         # that an unobserved machine pays nothing for the feature.
-        self._observed = bool(engine.metrics or engine.usage_sink is not None or self.logging is not None)
+        self._observed = bool(engine.metrics or engine.usage_sink is not None or self.logging is not None
+                              or engine.recorder is not None)
 
     async def execute(self, input: Any = _NO_INPUT, name: str | None = None, *,
                       input_size: int | None = None, arn: str | None = None,
@@ -222,9 +227,12 @@ class Machine:
                 log.add("ExecutionFailed", {"error": result.error, "cause": result.cause})
             else:
                 log.add("ExecutionTimedOut", {"error": result.error, "cause": result.cause})
-            lines = log.lines()
-            if lines and engine.log_sink is not None:
-                engine.log_sink.emit(lines)
+            if engine.log_sink is not None:
+                lines = log.lines()
+                if lines:
+                    engine.log_sink.emit(lines)
+        if engine.recorder is not None:
+            engine.recorder.record(self, result, log)
 
 
 def default_clock() -> RealClock | VirtualClock:
