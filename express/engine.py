@@ -5,6 +5,7 @@ import itertools
 import os
 import time
 import uuid
+from bisect import bisect_left
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -19,11 +20,13 @@ from express.errors import ASLError, DefinitionError, ExecutionTimedOut, Problem
 from express.frame import Execution, Frame
 from express.history import EventLog, LoggingConfig
 from express.metering import usage_record
-from express.metrics import RECORDER
+from express.metrics import DURATION_BUCKETS, RECORDER, Series
 from express.runner import Block
 from express.sinks import Sink
 
-DEFAULT_MAX_DURATION_S = 300.0  # Express workflows: 5 minutes
+DEFAULT_MAX_DURATION_S = 300.0
+# Below this, definition + payload estimate stays under 64 MB - 50 MB: billed memory is the minimum.
+_SMALL_BYTES = 13 * 1024 * 1024  # Express workflows: 5 minutes
 MAX_PAYLOAD_BYTES = 256 * 1024
 _NO_INPUT: Any = object()
 _names = itertools.count(1)
@@ -104,8 +107,10 @@ class Engine:
         except (RecursionError, orjson.JSONEncodeError):
             raise DefinitionError([Problem("", "SCHEMA_VALIDATION_FAILED", "The definition is nested too deeply")]) from None
         tracks_context = "$$" in text or "states.context" in text
+        # Only level ALL logs every state's Entered/Exited events; ERROR's events come from the
+        # states that can fail, which log whenever the execution has an event log.
         compiler = Compiler(self.functions, tracks_context, definition.get("QueryLanguage", JSONPATH),
-                            logged=log_config.enabled)
+                            logged=log_config.level == "ALL")
         try:
             block = compiler.block(definition, "", compiler.top_language)
         except RecursionError:
@@ -134,6 +139,7 @@ class Machine:
         self.logging = logging if logging is not None and logging.enabled else None
         # Anything to do around an execution (metrics, usage records, logs)? Decided once here so
         # that an unobserved machine pays nothing for the feature.
+        self._metric_series: dict[str, Series] = {}
         self._observed = bool(engine.metrics or engine.usage_sink is not None or self.logging is not None
                               or engine.recorder is not None)
 
@@ -163,7 +169,10 @@ class Machine:
                        start + cap, time.monotonic() + cap if not clock.virtual else time.monotonic() + engine.max_duration_s)
         observed = self._observed
         if observed:
-            self._started(ex, mode)
+            if engine.metrics:
+                (self._metric_series.get(mode) or self._series(mode)).started += 1
+            if self.logging is not None and self.logging.level != "FATAL":
+                self._start_log(ex)
         block = self.block
         size = 0
         result: ExecutionResult
@@ -200,27 +209,44 @@ class Machine:
             self._finished(ex, result, mode, size)
         return result
 
-    def _started(self, ex: Execution, mode: str) -> None:
-        if self.engine.metrics:
-            RECORDER.started(self.name, mode)
-        if self.logging is not None:
-            log = ex.log = EventLog(self.logging, ex.arn, ex.clock)
+    def _series(self, mode: str) -> Series:
+        s = self._metric_series.get(mode)
+        if s is None:
+            s = self._metric_series[mode] = RECORDER.series(self.name, mode)
+        return s
+
+    def _start_log(self, ex: Execution) -> None:
+        assert self.logging is not None
+        log = ex.log = EventLog(self.logging, ex.arn, ex.clock)
+        if self.logging.level == "ALL":
             log.add("ExecutionStarted", {"input": ex.input, "roleArn": "arn:aws:iam::000000000000:role/express"})
 
     def _finished(self, ex: Execution, result: ExecutionResult, mode: str, input_size: int) -> None:
         engine = self.engine
         duration = result.stop_time - result.start_time
-        billing = bill(duration, self.definition_size, input_size, ex.parallel_steps)
         if engine.metrics:
-            RECORDER.finished(self.name, mode, result.status, result.error, duration, result.state_transitions,
-                              billing.billed_duration_ms, billing.billed_memory_mb)
+            series = self._metric_series.get(mode) or self._series(mode)
+            if (result.status == "SUCCEEDED" and duration <= 0.1
+                    and self.definition_size + input_size * (ex.parallel_steps or 1) < _SMALL_BYTES):
+                # the common case, inline: billed at AWS's minimum (100 ms x 64 MB)
+                series.succeeded += 1
+                series.minimum_billed += 1
+                series.transitions += result.state_transitions
+                series.duration_sum += duration
+                series.buckets[bisect_left(DURATION_BUCKETS, duration)] += 1
+            else:
+                billing = bill(duration, self.definition_size, input_size, ex.parallel_steps)
+                series.finished(result.status, result.error, duration, result.state_transitions,
+                                billing.billed_duration_ms, billing.billed_memory_mb)
         if engine.usage_sink is not None:
             record = usage_record(self.name, result.name, mode, result.status, result.start_time, duration,
                                   self.definition_size, input_size, ex.parallel_steps, result.state_transitions,
                                   engine.prices)
             engine.usage_sink.emit((record.to_json(),))
         log = ex.log
-        if log is not None:
+        if log is None and self.logging is not None and result.status != "SUCCEEDED":
+            log = EventLog(self.logging, ex.arn, ex.clock)  # FATAL: only the execution's end is logged
+        if log is not None and (log.events or result.status != "SUCCEEDED"):
             if result.status == "SUCCEEDED":
                 log.add("ExecutionSucceeded", {"output": result.output})
             elif result.status == "FAILED":

@@ -75,13 +75,17 @@ LOG_RECORDS_DROPPED = Counter(
 _N_BUCKETS = len(DURATION_BUCKETS)
 
 
-class _Series:
-    """Counts for one (machine, mode) since the last flush."""
+class Series:
+    """Cumulative counts for one (machine, mode); callers may keep a reference and bump fields
+    directly (that is the hot path). :meth:`Recorder.flush` publishes the change since the last
+    flush."""
 
-    __slots__ = ("started", "succeeded", "failed", "timed_out", "transitions", "duration_sum", "buckets",
-                 "billed_s", "gb_s", "errors")
+    __slots__ = ("machine", "mode", "started", "succeeded", "failed", "timed_out", "transitions",
+                 "duration_sum", "buckets", "billed_s", "gb_s", "errors", "minimum_billed", "_last")
 
-    def __init__(self) -> None:
+    def __init__(self, machine: str, mode: str) -> None:
+        self.machine = machine
+        self.mode = mode
         self.started = 0
         self.succeeded = 0
         self.failed = 0
@@ -92,49 +96,82 @@ class _Series:
         self.billed_s = 0.0
         self.gb_s = 0.0
         self.errors: dict[str, int] = {}
+        # executions billed at AWS's minimum (100 ms x 64 MB), counted rather than summed
+        self.minimum_billed = 0
+        self._last: tuple[Any, ...] = (0, 0, 0, 0, 0, 0.0, [0] * (_N_BUCKETS + 1), 0.0, 0.0, {}, 0)
+
+    def finished(self, status: str, error: str | None, duration_s: float, transitions: int,
+                 billed_ms: int, billed_mb: int) -> None:
+        if status == "SUCCEEDED":
+            self.succeeded += 1
+        else:
+            if status == "FAILED":
+                self.failed += 1
+            else:
+                self.timed_out += 1
+            if error is not None:
+                name = error[:64]
+                self.errors[name] = self.errors.get(name, 0) + 1
+        self.transitions += transitions
+        self.duration_sum += duration_s
+        self.buckets[bisect.bisect_left(DURATION_BUCKETS, duration_s)] += 1
+        billed = billed_ms / 1000.0
+        self.billed_s += billed
+        self.gb_s += billed * billed_mb / 1024.0
+
+    def publish(self) -> None:
+        (l_started, l_ok, l_failed, l_timed_out, l_transitions, l_sum, l_buckets, l_billed, l_gb,
+         l_errors, l_minimum) = self._last
+        machine, mode = self.machine, self.mode
+        if self.started > l_started:
+            EXECUTIONS_STARTED.labels(machine, mode).inc(self.started - l_started)
+        for status, now, last in (("SUCCEEDED", self.succeeded, l_ok), ("FAILED", self.failed, l_failed),
+                                  ("TIMED_OUT", self.timed_out, l_timed_out)):
+            if now > last:
+                EXECUTIONS_FINISHED.labels(machine, mode, status).inc(now - last)
+        for error, n in self.errors.items():
+            if n > l_errors.get(error, 0):
+                EXECUTION_ERRORS.labels(machine, error).inc(n - l_errors.get(error, 0))
+        if self.transitions > l_transitions:
+            STATE_TRANSITIONS.labels(machine).inc(self.transitions - l_transitions)
+        delta = [now - last for now, last in zip(self.buckets, l_buckets, strict=True)]
+        if any(delta):
+            _histogram_add(EXECUTION_DURATION.labels(machine, mode), delta, self.duration_sum - l_sum)
+            minimum = self.minimum_billed - l_minimum
+            BILLED_DURATION.labels(machine).inc(self.billed_s - l_billed + minimum * 0.1)
+            BILLED_GB_SECONDS.labels(machine).inc(self.gb_s - l_gb + minimum * 0.1 * 64 / 1024)
+        self._last = (self.started, self.succeeded, self.failed, self.timed_out, self.transitions,
+                      self.duration_sum, list(self.buckets), self.billed_s, self.gb_s, dict(self.errors),
+                      self.minimum_billed)
+
+    @property
+    def in_flight(self) -> int:
+        return self.started - self.succeeded - self.failed - self.timed_out
 
 
 class Recorder:
     """Per-process aggregation of execution outcomes; cheap enough for every execution."""
 
     def __init__(self) -> None:
-        self._series: dict[tuple[str, str], _Series] = {}
-        self._in_flight: dict[str, int] = {}
+        self._series: dict[tuple[str, str], Series] = {}
         self._flushed_in_flight: dict[str, int] = {}
         self._events: dict[tuple[str, ...], float] = {}
         self._tasks: dict[str, tuple[list[int], list[float]]] = {}
 
-    def _get(self, machine: str, mode: str) -> _Series:
+    def series(self, machine: str, mode: str) -> Series:
+        """The (permanent) series of a machine and mode; keep it to count without lookups."""
         key = (machine, mode)
         s = self._series.get(key)
         if s is None:
-            s = self._series[key] = _Series()
+            s = self._series[key] = Series(machine, mode)
         return s
 
     def started(self, machine: str, mode: str) -> None:
-        self._get(machine, mode).started += 1
-        self._in_flight[mode] = self._in_flight.get(mode, 0) + 1
+        self.series(machine, mode).started += 1
 
     def finished(self, machine: str, mode: str, status: str, error: str | None, duration_s: float,
                  transitions: int, billed_ms: int, billed_mb: int) -> None:
-        s = self._get(machine, mode)
-        self._in_flight[mode] = self._in_flight.get(mode, 0) - 1
-        if status == "SUCCEEDED":
-            s.succeeded += 1
-        else:
-            if status == "FAILED":
-                s.failed += 1
-            else:
-                s.timed_out += 1
-            if error is not None:
-                name = error[:64]
-                s.errors[name] = s.errors.get(name, 0) + 1
-        s.transitions += transitions
-        s.duration_sum += duration_s
-        s.buckets[bisect.bisect_left(DURATION_BUCKETS, duration_s)] += 1
-        billed = billed_ms / 1000.0
-        s.billed_s += billed
-        s.gb_s += billed * billed_mb / 1024.0
+        self.series(machine, mode).finished(status, error, duration_s, transitions, billed_ms, billed_mb)
 
     def event(self, metric: str, *labels: str, amount: float = 1.0) -> None:
         """Less frequent counters: ``retry``/``catch`` (machine, error), ``state`` (machine, type)."""
@@ -149,22 +186,11 @@ class Recorder:
         entry[1][0] += seconds
 
     def flush(self) -> None:
-        series, self._series = self._series, {}
-        for (machine, mode), s in series.items():
-            if s.started:
-                EXECUTIONS_STARTED.labels(machine, mode).inc(s.started)
-            for status, n in (("SUCCEEDED", s.succeeded), ("FAILED", s.failed), ("TIMED_OUT", s.timed_out)):
-                if n:
-                    EXECUTIONS_FINISHED.labels(machine, mode, status).inc(n)
-            for error, n in s.errors.items():
-                EXECUTION_ERRORS.labels(machine, error).inc(n)
-            if s.transitions:
-                STATE_TRANSITIONS.labels(machine).inc(s.transitions)
-            if any(s.buckets):
-                _histogram_add(EXECUTION_DURATION.labels(machine, mode), s.buckets, s.duration_sum)
-                BILLED_DURATION.labels(machine).inc(s.billed_s)
-                BILLED_GB_SECONDS.labels(machine).inc(s.gb_s)
-        for mode, n in self._in_flight.items():
+        in_flight: dict[str, int] = {}
+        for s in list(self._series.values()):
+            s.publish()
+            in_flight[s.mode] = in_flight.get(s.mode, 0) + s.in_flight
+        for mode, n in in_flight.items():
             if n != self._flushed_in_flight.get(mode):
                 IN_FLIGHT.labels(mode).set(n)
                 self._flushed_in_flight[mode] = n

@@ -372,6 +372,9 @@ class FailState(State):
 
     def step(self, frame: Frame, data: Any) -> tuple[State | None, Any]:
         entered = self.enter(frame)
+        log = frame.execution.log
+        if log is not None and log.config.level != "ALL":  # at ALL the state's wrapper logs it
+            log.add("FailStateEntered", {"name": self.name, "input": data})
         try:
             error = self.error(data, frame) if self.error is not None else None
             cause = self.cause(data, frame) if self.cause is not None else None
