@@ -128,6 +128,7 @@ class Compiler:
             self.problems.append(Problem(where + "/StartAt", "MISSING_TRANSITION_TARGET",
                                          f"Missing 'StartAt' target: {spec.get('StartAt')}"))
         block.is_async = any(s.is_async for s in block.states.values())
+        block.assigns = any(_assigns(s) for s in states_spec.values())
         block.n_states = len(block.states)
         return block
 
@@ -575,6 +576,16 @@ class Compiler:
 
 class _MissingField(Exception):
     pass
+
+
+def _assigns(spec: Any) -> bool:
+    if not isinstance(spec, dict):
+        return False
+    if "Assign" in spec:
+        return True
+    rules = [r for r in (spec.get("Choices") or []) if isinstance(r, dict)]
+    catchers = [c for c in (spec.get("Catch") or []) if isinstance(c, dict)]
+    return any("Assign" in x for x in rules + catchers)
 
 
 def _plain(v: Any) -> str:

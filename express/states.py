@@ -741,10 +741,19 @@ class MapState(RecoverableState):
         elif pct is None and count is None:
             if not processor.is_async:
                 results = []
-                for v in inputs:
-                    ex.event_id += 1  # MapIterationStarted
-                    results.append(processor.run_sync(inner_frame(frame, _size(v, item_size), self.distributed), v))
-                    ex.event_id += 1  # MapIterationSucceeded
+                if not processor.assigns:
+                    # nothing in the iterations writes variables: they can share one scope
+                    shared = inner_frame(frame, 0, self.distributed)
+                    for v in inputs:
+                        ex.event_id += 1  # MapIterationStarted
+                        shared.size = item_size if item_size >= 0 else payload_size(v)
+                        results.append(processor.run_sync(shared, v))
+                        ex.event_id += 1  # MapIterationSucceeded
+                else:
+                    for v in inputs:
+                        ex.event_id += 1  # MapIterationStarted
+                        results.append(processor.run_sync(inner_frame(frame, _size(v, item_size), self.distributed), v))
+                        ex.event_id += 1  # MapIterationSucceeded
             else:
                 jobs: list[Callable[[], Any]] = [functools.partial(self._iteration, frame, v, item_size) for v in inputs]
                 results = await run_concurrently(jobs, min(limit, 40) if limit else 40)
