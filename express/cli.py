@@ -115,8 +115,26 @@ def cmd_serve(args: argparse.Namespace) -> int:
         print(f"express: configuration error: {e}", file=sys.stderr)
         return 2
     http = _hostport(args.http) if args.http else None
+    http_enabled = False if args.no_http else (True if args.http else None)
+    if args.workers is not None and args.workers < 1:
+        print("express: --workers must be at least 1", file=sys.stderr)
+        return 2
+    if not args.worker:
+        from express.supervisor import Supervisor, check_http_mode, default_count
+
+        count = args.workers if args.workers is not None else default_count(settings)
+        if count > 1:
+            supervisor = Supervisor(settings, count, bootstrap=args.bootstrap, http=http, kafka=not args.no_kafka,
+                                    http_enabled=http_enabled)
+            try:
+                check_http_mode(settings, count, supervisor.http_enabled)
+                rc: int = _run(supervisor.run_until_signalled())
+            except ConfigError as e:
+                print(f"express: configuration error: {e}", file=sys.stderr)
+                return 2
+            return rc
     service = Service(settings, bootstrap=args.bootstrap, http=http, kafka=not args.no_kafka,
-                      http_enabled=False if args.no_http else (True if args.http else None))
+                      http_enabled=http_enabled)
     try:
         _run(service.run_until_signalled())
     except ConfigError as e:
@@ -202,6 +220,10 @@ def main(argv: list[str] | None = None) -> int:
     sv.add_argument("--http", default=None, help="serve HTTP on HOST:PORT (default: from config)")
     sv.add_argument("--no-http", action="store_true", help="do not serve HTTP")
     sv.add_argument("--no-kafka", action="store_true", help="do not consume Kafka topics")
+    sv.add_argument("--workers", type=int, default=None, metavar="N",
+                    help="worker processes under a supervisor (default: [workers] count, 0 = one per CPU core); "
+                         "1 serves in this process")
+    sv.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)  # a supervised worker process
     sv.set_defaults(func=cmd_serve)
     d = sub.add_parser("demo", help="produce sample events to the bound topics, process them, print what happened")
     d.add_argument("--config", default="config")

@@ -593,19 +593,7 @@ def _plain(v: Any) -> str:
 
 
 def _json_type(v: Any) -> str:
-    if v is None:
-        return "null"
-    if isinstance(v, bool):
-        return "boolean"
-    if isinstance(v, (int, float)):
-        return "number"
-    if isinstance(v, str):
-        return "string"
-    if isinstance(v, list):
-        return "array"
-    if isinstance(v, dict):
-        return "object"
-    return "function"
+    return payload.json_type(v, "function")
 
 
 def _condition(tpl: Callable[[dict[str, Any], Frame], Any], text: str) -> Callable[[Any, Frame], bool]:

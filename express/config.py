@@ -68,6 +68,9 @@ class HttpSettings:
     max_names: int = 100_000
     max_body_bytes: int = 1_048_576
     drain_timeout_s: float = 30.0
+    # SO_REUSEPORT on the listening socket, so several processes serve one port (the supervisor
+    # sets it for its workers through EXPRESS_HTTP_REUSE_PORT)
+    reuse_port: bool = False
     # "AKID:SECRET,AKID2:SECRET2"; also the [credentials] table. Empty: no authentication.
     credentials: str = ""
 
@@ -113,6 +116,23 @@ class LoggingSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class WorkersSettings:
+    """``express serve`` worker processes under the supervisor (:mod:`express.supervisor`)."""
+
+    count: int = 0  # 0: one per CPU core (os.cpu_count()); 1: no supervisor, serve in this process
+    # Who serves HTTP when count > 1: "one" (worker 0 only: named executions stay exactly-once) or
+    # "all" (every worker on the one port with SO_REUSEPORT; needs http_names_per_process = true)
+    http: str = "one"
+    # With http = "all", a name's exactly-once table lives in each worker: a retry that lands on
+    # another worker runs again. Set true to accept that; otherwise "all" refuses to start.
+    http_names_per_process: bool = False
+    backoff_initial_s: float = 0.5  # first restart delay of a crashed worker; doubles per crash
+    backoff_max_s: float = 30.0  # cap of the restart delay
+    stable_after_s: float = 30.0  # a worker up this long has its restart delay reset
+    stop_timeout_s: float = 0.0  # SIGTERM -> SIGKILL grace per worker; 0: engine.max_duration_s + 30
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     config_dir: str = "config"
     engine: EngineSettings = field(default_factory=EngineSettings)
@@ -121,6 +141,7 @@ class Settings:
     metrics: MetricsSettings = field(default_factory=MetricsSettings)
     metering: MeteringSettings = field(default_factory=MeteringSettings)
     logging: LoggingSettings = field(default_factory=LoggingSettings)
+    workers: WorkersSettings = field(default_factory=WorkersSettings)
     # topic -> machine name
     bindings: Mapping[str, str] = field(default_factory=dict)
     # Lambda function name -> "package.module:callable"
@@ -140,8 +161,9 @@ class Settings:
 
 _SECTIONS: dict[str, type[Any]] = {"engine": EngineSettings, "kafka": KafkaSettings, "http": HttpSettings,
                                    "metrics": MetricsSettings, "metering": MeteringSettings,
-                                   "logging": LoggingSettings}
+                                   "logging": LoggingSettings, "workers": WorkersSettings}
 _LEVELS = ("ALL", "ERROR", "FATAL", "OFF")
+_WORKER_HTTP = ("one", "all")
 
 
 def _coerce(value: Any, typ: Any, where: str, key: str) -> Any:
@@ -201,6 +223,10 @@ def _check_ranges(settings: Any, name: str, where: str) -> None:
         raise ConfigError(where, "kafka.max_in_flight", "must be at least 1")
     if name == "engine" and settings.max_duration_s <= 0:
         raise ConfigError(where, "engine.max_duration_s", "must be positive")
+    if name == "workers" and settings.http not in _WORKER_HTTP:
+        raise ConfigError(where, "workers.http", f"must be one of {', '.join(_WORKER_HTTP)}, got {settings.http!r}")
+    if name == "workers" and settings.backoff_max_s < settings.backoff_initial_s:
+        raise ConfigError(where, "workers.backoff_max_s", "must not be below workers.backoff_initial_s")
     if name == "logging" and settings.level not in _LEVELS:
         raise ConfigError(where, "logging.level", f"must be one of {', '.join(_LEVELS)}, got {settings.level!r}")
 

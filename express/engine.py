@@ -170,6 +170,7 @@ class Machine:
         observed = self._observed
         if observed:
             if engine.metrics:
+                ex.metrics = True
                 (self._metric_series.get(mode) or self._series(mode)).started += 1
             if self.logging is not None and self.logging.level != "FATAL":
                 self._start_log(ex)

@@ -15,7 +15,7 @@ class Execution:
     __slots__ = (
         "machine_name", "machine_arn", "name", "arn", "input", "start_time", "clock",
         "deadline", "real_deadline", "event_id", "transitions", "var_bytes", "limit", "log",
-        "parallel_steps",
+        "parallel_steps", "metrics",
     )
 
     def __init__(self, machine_name: str, machine_arn: str, name: str, arn: str, input: Any,
@@ -35,6 +35,7 @@ class Execution:
         self.limit = 256 * 1024  # payload limit in bytes (States.DataLimitExceeded above it)
         self.log: Any = None  # history.EventLog when the machine's logging level is not OFF
         self.parallel_steps = 0  # Map/Parallel steps run, for the billed-memory estimate
+        self.metrics = False  # record retries, catches, task durations (Engine(metrics=True))
 
 
 class Frame:

@@ -13,7 +13,7 @@ from typing import Any
 
 import orjson
 
-from express.errors import ASLError
+from express.metrics import RECORDER
 
 LEVELS = ("ALL", "ERROR", "FATAL", "OFF")
 
@@ -123,30 +123,26 @@ class LoggedState:
         kind = inner.type
         self.entered = f"{kind}StateEntered"
         self.exited = None if kind in _ENTERED_ONLY else f"{kind}StateExited"
-        self.failed = f"{kind}StateFailed" if kind in ("Map", "Parallel") else None
+        self.kind = kind
+
+    def _entered(self, frame: Any, data: Any) -> EventLog:
+        ex = frame.execution
+        if ex.metrics:
+            RECORDER.event("state", ex.machine_name, self.kind)
+        log: EventLog = ex.log
+        log.add(self.entered, {"name": self.name, "input": data})
+        return log
 
     def step(self, frame: Any, data: Any) -> tuple[Any, Any]:
-        log: EventLog = frame.execution.log
-        log.add(self.entered, {"name": self.name, "input": data})
-        try:
-            nxt, out = self.inner.step(frame, data)
-        except ASLError as e:
-            if self.failed:
-                log.add(self.failed, {"error": e.error, "cause": e.cause})
-            raise
+        log = self._entered(frame, data)
+        nxt, out = self.inner.step(frame, data)
         if self.exited:
             log.add(self.exited, {"name": self.name, "output": out})
         return nxt, out
 
     async def astep(self, frame: Any, data: Any) -> tuple[Any, Any]:
-        log: EventLog = frame.execution.log
-        log.add(self.entered, {"name": self.name, "input": data})
-        try:
-            nxt, out = await self.inner.astep(frame, data)
-        except ASLError as e:
-            if self.failed:
-                log.add(self.failed, {"error": e.error, "cause": e.cause})
-            raise
+        log = self._entered(frame, data)
+        nxt, out = await self.inner.astep(frame, data)
         if self.exited:
             log.add(self.exited, {"name": self.name, "output": out})
         return nxt, out

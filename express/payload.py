@@ -40,6 +40,24 @@ def json_text(value: Any) -> str:
         return str(value)
 
 
+def json_type(v: Any, other: str | None = None) -> str:
+    """The JSON type name AWS's messages use; ``other`` (default: the Python type's name) for
+    values that are not JSON, such as a JSONata function."""
+    if v is None:
+        return "null"
+    if isinstance(v, bool):
+        return "boolean"
+    if isinstance(v, (int, float)):
+        return "number"
+    if isinstance(v, str):
+        return "string"
+    if isinstance(v, list):
+        return "array"
+    if isinstance(v, dict):
+        return "object"
+    return other if other is not None else type(v).__name__
+
+
 class _Codegen:
     def __init__(self) -> None:
         self.env: dict[str, Any] = {}

@@ -50,13 +50,15 @@ class Registry:
         self._entries: dict[str, Entry] = {}
 
     @classmethod
-    def from_settings(cls, settings: Settings, *, usage_sink: Any = None, log_sink: Any = None) -> Registry:
+    def from_settings(cls, settings: Settings, *, usage_sink: Any = None, log_sink: Any = None,
+                      recorder: Any = None) -> Registry:
         where = str(settings.machines_dir.parent / "express.toml")
         functions = {name: load_function(spec, where, f"functions.{name}") for name, spec in settings.functions.items()}
         clock = VirtualClock() if settings.engine.virtual_time else RealClock()
         engine = Engine(functions=functions, clock=clock, max_duration_s=settings.engine.max_duration_s,
                         max_payload_bytes=settings.engine.max_payload_bytes, metrics=settings.metrics.enabled,
-                        usage_sink=usage_sink, log_sink=log_sink, prices=settings.metering.prices())
+                        usage_sink=usage_sink, log_sink=log_sink, prices=settings.metering.prices(),
+                        recorder=recorder)
         registry = cls(engine, settings)
         mdir = settings.machines_dir
         if mdir.is_dir():

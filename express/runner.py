@@ -35,32 +35,36 @@ class Block:
         state = self.start
         ex = frame.execution
         n = 0
-        while state is not None:
-            state, data = state.step(frame, data)
-            n += 1
-            if n == CHECK_EVERY:
-                ex.transitions += n
-                n = 0
-                check_deadline(ex)
-        ex.transitions += n
+        try:
+            while state is not None:
+                n += 1  # counted on entry: a state that fails was still entered
+                state, data = state.step(frame, data)
+                if n == CHECK_EVERY:
+                    ex.transitions += n
+                    n = 0
+                    check_deadline(ex)
+        finally:
+            ex.transitions += n
         return data
 
     async def run(self, frame: Frame, data: Any) -> Any:
         state = self.start
         ex = frame.execution
         n = 0
-        while state is not None:
-            if state.is_async:
-                state, data = await state.astep(frame, data)
-            else:
-                state, data = state.step(frame, data)
-            n += 1
-            if n == CHECK_EVERY:
-                ex.transitions += n
-                n = 0
-                check_deadline(ex)
-                await asyncio.sleep(0)
-        ex.transitions += n
+        try:
+            while state is not None:
+                n += 1  # counted on entry: a state that fails was still entered
+                if state.is_async:
+                    state, data = await state.astep(frame, data)
+                else:
+                    state, data = state.step(frame, data)
+                if n == CHECK_EVERY:
+                    ex.transitions += n
+                    n = 0
+                    check_deadline(ex)
+                    await asyncio.sleep(0)
+        finally:
+            ex.transitions += n
         return data
 
 

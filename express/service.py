@@ -53,7 +53,13 @@ class Service:
             log(f"no Kafka bootstrap servers configured: started the embedded broker at {self.bootstrap}")
         usage_sink = await self._open_sink(settings.metering.destination, settings.metering.topic, "metering")
         log_sink = await self._open_sink(settings.logging.destination, settings.logging.topic, "log")
-        self.registry = Registry.from_settings(settings, usage_sink=usage_sink, log_sink=log_sink)
+        recorder = None
+        if self.http_enabled:  # the console's recent executions, shown by the HTTP server
+            from express.console.ring import ring_from_env
+
+            recorder = ring_from_env()
+        self.registry = Registry.from_settings(settings, usage_sink=usage_sink, log_sink=log_sink,
+                                               recorder=recorder)
         log(f"{len(self.registry)} state machine(s): {', '.join(self.registry) or '-'}")
         if settings.metrics.enabled:
             self._flusher = asyncio.get_running_loop().create_task(self._flush_metrics(), name="express-metrics")

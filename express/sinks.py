@@ -71,29 +71,48 @@ class StreamSink:
         try:
             self._queue.put_nowait(batch)
         except queue.Full:
-            self.dropped += len(batch)
-            try:
-                from express.metrics import LOG_RECORDS_DROPPED
+            self._drop(len(batch))
 
-                LOG_RECORDS_DROPPED.labels(self.name).inc(len(batch))
-            except ImportError:
-                pass
+    def _drop(self, n: int) -> None:
+        self.dropped += n
+        try:
+            from express.metrics import LOG_RECORDS_DROPPED
+
+            LOG_RECORDS_DROPPED.labels(self.name).inc(n)
+        except ImportError:
+            pass
 
     def _write_loop(self) -> None:
-        out: IO[bytes]
-        out = sys.stdout.buffer if self.target == "-" else open(self.target, "ab")  # noqa: SIM115
+        out: IO[bytes] | None = None
+        try:
+            out = sys.stdout.buffer if self.target == "-" else open(self.target, "ab")  # noqa: SIM115
+        except OSError as e:
+            # Records that cannot be written are dropped and counted, as when the queue is full;
+            # the loop keeps draining the queue so that emit() and close() never wait.
+            print(f"express: {self.name} sink: cannot open {self.target}: {e}", file=sys.stderr)
         try:
             while True:
                 batch = self._queue.get()
                 if batch is None:
                     break
-                out.write(b"".join(line + b"\n" for line in batch))
-                if self._queue.empty():
-                    out.flush()
+                if out is None:
+                    self._drop(len(batch))
+                    continue
+                try:
+                    out.write(b"".join(line + b"\n" for line in batch))
+                    if self._queue.empty():
+                        out.flush()
+                except OSError as e:
+                    print(f"express: {self.name} sink: cannot write {self.target}: {e}", file=sys.stderr)
+                    self._drop(len(batch))
         finally:
-            out.flush()
-            if out is not sys.stdout.buffer:
-                out.close()
+            if out is not None:
+                try:
+                    out.flush()
+                except OSError:
+                    pass
+                if out is not sys.stdout.buffer:
+                    out.close()
 
     def close(self) -> None:
         """Write what is queued, then stop the writer thread (blocking: call off the event loop
@@ -101,7 +120,14 @@ class StreamSink:
         with self._lock:
             thread, self._thread = self._thread, None
         if thread is not None:
-            self._queue.put(None)
+            # A writer that died (its file could not be opened or written) takes nothing from the
+            # queue any more: never wait on a full queue for it.
+            while thread.is_alive():
+                try:
+                    self._queue.put(None, timeout=0.1)
+                    break
+                except queue.Full:
+                    continue
             thread.join(timeout=10)
 
 

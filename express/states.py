@@ -489,6 +489,7 @@ class RecoverableState(State):
         super().__init__(name, spec, flow)
         self.retriers = retriers
         self.catchers = catchers
+        self.failed_event = f"{self.type}StateFailed" if self.type in ("Map", "Parallel") else None
 
     async def attempt(self, frame: Frame, raw: Any, entered: int) -> Any:
         raise NotImplementedError
@@ -516,12 +517,16 @@ class RecoverableState(State):
                 if counts[retrier_index] < r.max_attempts:
                     counts[retrier_index] += 1
                     frame.retry_count = sum(counts)
-                    RECORDER.event("retry", frame.execution.machine_name, error.error[:64])
+                    if frame.execution.metrics:
+                        RECORDER.event("retry", frame.execution.machine_name, error.error[:64])
                     await sleep_within_deadline(frame.execution, r.delay(counts[retrier_index]))
                     continue
+            if self.failed_event is not None and frame.execution.log is not None:
+                frame.execution.log.add(self.failed_event, {"error": error.error, "cause": error.cause})
             for c in self.catchers:
                 if errors.matches(error.error, c.errors):
-                    RECORDER.event("catch", frame.execution.machine_name, error.error[:64])
+                    if frame.execution.metrics:
+                        RECORDER.event("catch", frame.execution.machine_name, error.error[:64])
                     return c.next, self.caught(frame, data, error, c)
             raise error
 
@@ -581,10 +586,14 @@ class TaskState(RecoverableState):
         if self.credentials is not None:
             self.credentials(raw, frame)
         log = ex.log
-        if log is None:
-            result = await self.invoke(eff, frame, timeout)
-        else:
+        if log is not None:
             result = await self._logged_invoke(log, eff, frame, timeout)
+        elif ex.metrics:
+            started = ex.clock.now()
+            result = await self.invoke(eff, frame, timeout)
+            RECORDER.task(ex.machine_name, ex.clock.now() - started)
+        else:
+            result = await self.invoke(eff, frame, timeout)
         if flow.jsonata:
             return self.finish(frame, raw, result, result)
         if flow.result_selector is not None:
@@ -604,7 +613,8 @@ class TaskState(RecoverableState):
             kind = "LambdaFunctionTimedOut" if e.error == errors.TIMEOUT else "LambdaFunctionFailed"
             log.add(kind, {"error": e.error, "cause": e.cause})
             raise
-        RECORDER.task(frame.execution.machine_name, frame.execution.clock.now() - started)
+        if frame.execution.metrics:
+            RECORDER.task(frame.execution.machine_name, frame.execution.clock.now() - started)
         log.add("LambdaFunctionSucceeded", {"output": result})
         return result
 

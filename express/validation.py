@@ -21,6 +21,7 @@ from typing import Any
 
 from express.errors import ALL, Problem
 from express.jsonpath import parse_path
+from express.payload import json_type
 from express.timestamps import parse_timestamp
 
 SCHEMA = "SCHEMA_VALIDATION_FAILED"
@@ -168,19 +169,7 @@ def _is_jsonata(v: Any) -> bool:
 
 
 def _type_name(v: Any) -> str:
-    if v is None:
-        return "null"
-    if isinstance(v, bool):
-        return "boolean"
-    if isinstance(v, (int, float)):
-        return "number"
-    if isinstance(v, str):
-        return "string"
-    if isinstance(v, list):
-        return "array"
-    if isinstance(v, dict):
-        return "object"
-    return type(v).__name__
+    return json_type(v)
 
 
 _JAYWAY_FN = re.compile(

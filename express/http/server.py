@@ -63,8 +63,10 @@ class HttpServer:
     def __init__(self, settings: Settings, registry: Registry, *, host: str | None = None, port: int | None = None,
                  kafka: Any = None, credentials: Mapping[str, str] | None = None,
                  drain_timeout_s: float = 30.0, limits: Limits | None = None,
-                 max_background: int = 10_000, max_machines: int = 10_000) -> None:
+                 max_background: int = 10_000, max_machines: int = 10_000, reuse_port: bool | None = None) -> None:
         self.settings = settings
+        # SO_REUSEPORT: several worker processes listen on one port (express.supervisor)
+        self.reuse_port = settings.http.reuse_port if reuse_port is None else reuse_port
         self.registry = registry
         self.host = host if host is not None else settings.http.host
         self._requested_port = port if port is not None else settings.http.port
@@ -99,7 +101,8 @@ class HttpServer:
                 "state machines; configure credentials to require SigV4 signatures")
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(lambda: HttpConnection(self), self.host, self._requested_port,
-                                                reuse_address=True, backlog=1024)
+                                                reuse_address=True, reuse_port=self.reuse_port or None,
+                                                backlog=1024)
         sock = self._server.sockets[0]
         self.port = sock.getsockname()[1]
         for s in self._server.sockets:
@@ -185,6 +188,8 @@ class HttpServer:
                     return Response(200, b'{"status":"ready"}', "application/json")
                 return Response(503, b'{"status":"stopping"}', "application/json")
             return self._metrics()
+        if path == "/console" or path.startswith("/console/"):
+            return await self._console_request(request)
         if path == "/":
             return self.error(405, "UnknownOperationException", "The StepFunctions API accepts POST only")
         return self.error(404, "UnknownOperationException", f"No route for {request.method} {path[:100]}")
@@ -197,6 +202,15 @@ class HttpServer:
         except ImportError:
             return self.error(404, "UnknownOperationException", "metrics need the prometheus-client package")
         return Response(200, exposition(), CONTENT_TYPE_LATEST)
+
+    async def _console_request(self, request: Request) -> Response:
+        """The web console (:mod:`express.console`), made on first use."""
+        console = self.__dict__.get("_console")
+        if console is None:
+            from express.console.app import Console
+
+            console = self._console = Console(self.registry, verifier=self.verifier)
+        return await console.handle(request)
 
     async def _api(self, request: Request) -> Response:
         headers = request.headers
