@@ -6,15 +6,7 @@ import pytest
 
 from express.choice import compile_rule
 from express.errors import RUNTIME, ASLError
-
-
-class FakeFrame:
-    def __init__(self, vars: dict[str, Any] | None = None, context: dict[str, Any] | None = None) -> None:
-        self.vars = vars or {}
-        self._context = context or {}
-
-    def context_object(self) -> dict[str, Any]:
-        return self._context
+from tests.support import FakeFrame
 
 
 def check(rule: dict[str, Any], data: Any, frame: FakeFrame | None = None) -> bool:
