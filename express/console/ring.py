@@ -34,12 +34,8 @@ FAILURE_EVENTS = frozenset({
 _DATA_KEYS = ("input", "output")
 
 
-class _Rings:
-    __slots__ = ("succeeded", "failed")
-
-    def __init__(self, size: int, failed_size: int) -> None:
-        self.succeeded: deque[tuple[int, Any, Any, Any]] = deque(maxlen=size)
-        self.failed: deque[tuple[int, Any, Any, Any]] = deque(maxlen=failed_size)
+Entry = tuple[int, Any, Any, Any]  # (id, machine, result, event log or None)
+Rings = tuple[deque[Entry], deque[Entry]]  # (succeeded, failed)
 
 
 class ExecutionRing:
@@ -50,19 +46,15 @@ class ExecutionRing:
             raise ValueError("ring sizes must be >= 0")
         self.size = int(size)
         self.failed_size = int(failed_size) if failed_size is not None else self.size
-        self._rings: dict[str, _Rings] = {}
-        self._ids = itertools.count(1)
+        self._rings: dict[str, Rings] = {}
+        self._next_id = itertools.count(1).__next__
 
     # ------------------------------------------------------------------ hot path
     def record(self, machine: Any, result: Any, log: Any) -> None:
         rings = self._rings.get(machine.name)
         if rings is None:
-            rings = self._rings[machine.name] = _Rings(self.size, self.failed_size)
-        entry = (next(self._ids), machine, result, log)
-        if result.status == "SUCCEEDED":
-            rings.succeeded.append(entry)
-        else:
-            rings.failed.append(entry)
+            rings = self._rings[machine.name] = (deque(maxlen=self.size), deque(maxlen=self.failed_size))
+        rings[result.status != "SUCCEEDED"].append((self._next_id(), machine, result, log))
 
     # ------------------------------------------------------------------ reading (on request)
     def machines(self) -> list[str]:
@@ -73,13 +65,13 @@ class ExecutionRing:
 
     def counts(self, name: str) -> tuple[int, int]:
         rings = self._rings.get(name)
-        return (0, 0) if rings is None else (len(rings.succeeded), len(rings.failed))
+        return (0, 0) if rings is None else (len(rings[0]), len(rings[1]))
 
-    def _entries(self, name: str) -> list[tuple[int, Any, Any, Any]]:
+    def _entries(self, name: str) -> list[Entry]:
         rings = self._rings.get(name)
         if rings is None:
             return []
-        entries = list(rings.succeeded) + list(rings.failed)
+        entries = list(rings[0]) + list(rings[1])
         entries.sort(key=lambda e: e[0], reverse=True)
         return entries
 
@@ -94,7 +86,7 @@ class ExecutionRing:
         rings = self._rings.get(name)
         if rings is None:
             return None
-        for ring in (rings.failed, rings.succeeded):
+        for ring in (rings[1], rings[0]):
             for entry in list(ring):
                 if entry[0] == execution_id:
                     return detail(*entry)

@@ -8,6 +8,8 @@
   const SVG = "http://www.w3.org/2000/svg";
   const FONT = "13px system-ui, -apple-system, 'Segoe UI', Roboto, sans-serif";
   const SMALL_FONT = "10px system-ui, -apple-system, 'Segoe UI', Roboto, sans-serif";
+  const TITLE_FONT = "600 12.5px system-ui, -apple-system, 'Segoe UI', Roboto, sans-serif";
+  const GROUP_FONT = "11.5px system-ui, -apple-system, 'Segoe UI', Roboto, sans-serif";
   const LABEL_FONT = "11px system-ui, -apple-system, 'Segoe UI', Roboto, sans-serif";
   let elk = null;
   let measureCtx = null;
@@ -16,6 +18,17 @@
     if (!measureCtx) measureCtx = document.createElement("canvas").getContext("2d");
     measureCtx.font = font;
     return Math.ceil(measureCtx.measureText(text).width);
+  }
+
+  /* text, shortened with an ellipsis to fit in `room` pixels */
+  function fit(text, font, room) {
+    if (textWidth(text, font) <= room) return text;
+    let lo = 0, hi = text.length;
+    while (lo < hi) {
+      const mid = Math.ceil((lo + hi) / 2);
+      if (textWidth(text.slice(0, mid) + "…", font) <= room) lo = mid; else hi = mid - 1;
+    }
+    return lo > 0 ? text.slice(0, lo) + "…" : "…";
   }
 
   function el(tag, attrs, parent) {
@@ -56,10 +69,8 @@
       if (n.kind === "terminal") {
         node.width = 64; node.height = 28;
       } else if (n.kind === "group" || n.compound) {
-        const title = n.kind === "group" ? n.name : n.type.toUpperCase() + "  " + n.name;
+        // (with INCLUDE_CHILDREN, ELK sizes containers by their content: titles are clipped to fit)
         node.layoutOptions["elk.padding"] = "[top=34,left=14,bottom=14,right=14]";
-        node.layoutOptions["elk.nodeSize.constraints"] = "MINIMUM_SIZE";
-        node.layoutOptions["elk.nodeSize.minimum"] = "(" + (textWidth(title, FONT) + 30) + ",60)";
       } else {
         const w = Math.max(textWidth(n.name, FONT), textWidth(n.type.toUpperCase(), SMALL_FONT));
         node.width = Math.max(96, w + 34); node.height = 44;
@@ -123,11 +134,14 @@
         if (n.compound) group.setAttribute("data-compound", "true");
         el("rect", { x: g.x, y: g.y, width: g.width, height: g.height, rx: n.kind === "group" ? 6 : 10 }, group);
         const t = el("text", { x: g.x + 12, y: g.y + 21, class: "title" }, group);
+        const room = g.width - 24;
         if (n.kind === "group") {
-          t.textContent = n.name;
+          t.textContent = fit(n.name, GROUP_FONT, room);
         } else {
-          const ty = el("tspan", { class: "type" }, t); ty.textContent = n.type.toUpperCase() + "  ";
-          const nm = el("tspan", { class: "name" }, t); nm.textContent = n.name;
+          const type = n.type.toUpperCase() + "  ";
+          const ty = el("tspan", { class: "type" }, t); ty.textContent = type;
+          const nm = el("tspan", { class: "name" }, t);
+          nm.textContent = fit(n.name, TITLE_FONT, room - textWidth(type, SMALL_FONT));
         }
       } else if (n.kind === "terminal") {
         group = el("g", Object.assign({ class: "node terminal" }, attrs), layers.nodes);
@@ -222,7 +236,7 @@
   function callout(handle, node, execution) {
     const geo = node.__geo;
     const text = (execution.error || execution.status) + (execution.cause ? ": " + execution.cause : "");
-    const shown = text.length > 70 ? text.slice(0, 69) + "…" : text;
+    const shown = fit("✕ " + (execution.error || execution.status.replace("_", " ")), LABEL_FONT, 220);
     const w = textWidth(shown, LABEL_FONT) + 14;
     const x = geo.x + geo.width + 8, y = geo.y + 4;
     const g = el("g", { class: "callout", "data-callout": execution.failed_state }, handle.callouts);
