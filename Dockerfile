@@ -1,16 +1,30 @@
 # syntax=docker/dockerfile:1
+# express: `docker build -t express .` then
+#   docker run --rm -p 8080:8080 -v "$PWD/config:/config:ro" express
+# (config/ holds express.toml and machines/; every setting can be overridden with -e EXPRESS_<SECTION>_<KEY>=...)
+
+# --- build: wheels for express and every dependency (compilers, if any are needed, stay in this stage)
 FROM python:3.11-slim AS build
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY express ./express
-RUN pip wheel --no-cache-dir --wheel-dir /wheels '.[kafka,metrics,auth]'
+RUN pip wheel --no-cache-dir --wheel-dir /wheels '.[kafka,auth]'
 
+# --- runtime: the wheels installed into a plain slim image, run as a non-root user
 FROM python:3.11-slim
-RUN useradd --create-home --uid 10001 express
-COPY --from=build /wheels /wheels
-RUN pip install --no-cache-dir /wheels/*.whl && rm -rf /wheels
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    EXPRESS_HTTP_HOST=0.0.0.0 \
+    EXPRESS_HTTP_PORT=8080
+RUN useradd --create-home --uid 10001 --user-group express
+COPY --from=build /wheels /tmp/wheels
+# every wheel the build stage made: express and its dependencies (kafka and auth extras); nothing downloaded
+RUN pip install --no-cache-dir --no-index /tmp/wheels/*.whl \
+    && rm -rf /tmp/wheels
+# a default config, so the image runs on its own; mount your folder over /config
 COPY --chown=express:express config /config
-USER express
+USER 10001:10001
 WORKDIR /home/express
+EXPOSE 8080
 ENTRYPOINT ["express"]
-CMD ["exec", "/config/machines/order-pipeline.asl.json", "--input", "@/config/samples/order.json"]
+CMD ["serve", "--config", "/config"]

@@ -84,25 +84,11 @@ def _die_with_parent() -> None:  # pragma: no cover - runs in the child between 
 
 
 def _embedded_broker() -> Any:
-    """The embedded broker, in a session of its own: a terminal's Ctrl-C (SIGINT to the whole
-    foreground process group) must not stop it while the workers still drain into it. It still
-    dies with the supervisor (``PR_SET_PDEATHSIG``), and ``stop()`` terminates it."""
-    from express.kafka import broker as _broker
+    """The one embedded broker all workers share (it runs in a session of its own, see
+    :mod:`express.kafka.broker`, so a terminal's Ctrl-C cannot stop it mid-drain)."""
+    from express.kafka.broker import EmbeddedBroker
 
-    class SessionBroker(_broker.EmbeddedBroker):  # type: ignore[misc]
-        async def _spawn(self, binary: str, port: int) -> None:
-            real = asyncio.create_subprocess_exec
-
-            async def exec_in_new_session(*args: Any, **kw: Any) -> Any:
-                return await real(*args, start_new_session=True, **kw)
-
-            asyncio.create_subprocess_exec = exec_in_new_session  # type: ignore[assignment]
-            try:
-                await super()._spawn(binary, port)
-            finally:
-                asyncio.create_subprocess_exec = real  # type: ignore[assignment]
-
-    return SessionBroker()
+    return EmbeddedBroker()
 
 
 class _Slot:
@@ -207,7 +193,7 @@ class Supervisor:
 
     async def stop(self) -> int:
         """SIGTERM every worker, wait for all (SIGKILL after ``stop_timeout_s``), stop the broker.
-        Returns 0 if every worker exited 0 on this stop, else 1."""
+        Returns 0 if every worker's last exit status was 0, else 1."""
         async with self._lock:
             if not self._started or self._stopped:
                 return 0
@@ -235,7 +221,7 @@ class Supervisor:
             shutil.rmtree(self.metrics_dir, ignore_errors=True)
         failed = [s for s in self.slots if s.last_returncode not in (0, None)]
         for s in failed:
-            log(f"worker {s.index} exited with status {s.last_returncode} on stop")
+            log(f"worker {s.index}: last exit status {_describe(s.last_returncode)}")
         log("stopped")
         return 1 if failed else 0
 
@@ -317,8 +303,8 @@ class Supervisor:
                 try:
                     rc = await proc.wait()
                 finally:
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await asyncio.wait_for(copier, 5.0)
+                    with contextlib.suppress(asyncio.CancelledError, TimeoutError):
+                        await asyncio.wait_for(copier, 5.0)  # stderr ends with the process
                 slot.last_returncode = rc
                 self._mark_dead(proc.pid)
             if self._stopping.is_set():

@@ -55,6 +55,7 @@ def body_for(arn: str, input_text: str, name: str | None) -> bytes:
 class Stats:
     def __init__(self) -> None:
         self.latencies: list[float] = []
+        self.finished: list[float] = []  # perf_counter() at each answer, for throughput over time
         self.errors = 0
         self.first_error: str | None = None
 
@@ -72,7 +73,8 @@ def check(status: int, payload: bytes, stats: Stats) -> None:
         stats.fail(f"not SUCCEEDED: {payload[:200]!r}")
 
 
-async def run_aiohttp(url: str, bodies: Any, n: int, concurrency: int, deadline: float, stats: Stats) -> None:
+async def run_aiohttp(url: str, bodies: Any, n: int, concurrency: int, deadline: float, stats: Stats,
+                      pace: Any = None) -> None:
     import aiohttp
 
     headers = {"Content-Type": CT, "X-Amz-Target": TARGET}
@@ -83,6 +85,8 @@ async def run_aiohttp(url: str, bodies: Any, n: int, concurrency: int, deadline:
             for i in counter:
                 if time.monotonic() > deadline:
                     return
+                if pace is not None:
+                    await pace(i)
                 data = bodies(i)
                 t0 = time.perf_counter()
                 try:
@@ -92,13 +96,16 @@ async def run_aiohttp(url: str, bodies: Any, n: int, concurrency: int, deadline:
                 except (aiohttp.ClientError, TimeoutError) as e:
                     stats.fail(f"{type(e).__name__}: {e}")
                     continue
-                stats.latencies.append(time.perf_counter() - t0)
+                t1 = time.perf_counter()
+                stats.latencies.append(t1 - t0)
+                stats.finished.append(t1)
                 check(status, payload, stats)
 
         await asyncio.gather(*(worker() for _ in range(concurrency)))
 
 
-async def run_raw(url: str, bodies: Any, n: int, concurrency: int, deadline: float, stats: Stats) -> None:
+async def run_raw(url: str, bodies: Any, n: int, concurrency: int, deadline: float, stats: Stats,
+                  pace: Any = None) -> None:
     parts = urlsplit(url)
     host, port = parts.hostname or "127.0.0.1", parts.port or 80
     counter = iter(range(n))
@@ -111,6 +118,8 @@ async def run_raw(url: str, bodies: Any, n: int, concurrency: int, deadline: flo
             for i in counter:
                 if time.monotonic() > deadline:
                     return
+                if pace is not None:
+                    await pace(i)
                 data = bodies(i)
                 t0 = time.perf_counter()
                 writer.write(head_tpl + str(len(data)).encode() + b"\r\n\r\n" + data)
@@ -121,7 +130,9 @@ async def run_raw(url: str, bodies: Any, n: int, concurrency: int, deadline: flo
                     if line[:15].lower() == b"content-length:":
                         length = int(line[15:])
                 payload = await reader.readexactly(length)
-                stats.latencies.append(time.perf_counter() - t0)
+                t1 = time.perf_counter()
+                stats.latencies.append(t1 - t0)
+                stats.finished.append(t1)
                 check(status, payload, stats)
         except (OSError, asyncio.IncompleteReadError) as e:
             stats.fail(f"{type(e).__name__}: {e}")
@@ -139,15 +150,17 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def spawn_server(machine_file: str, name: str) -> tuple[subprocess.Popen[bytes], str, str]:
+def spawn_server(machine_file: str, name: str, workers: int = 1) -> tuple[subprocess.Popen[bytes], str, str]:
     tmp = tempfile.mkdtemp(prefix="express-bench-")
     machines = pathlib.Path(tmp) / "machines"
     machines.mkdir()
     shutil.copy(machine_file, machines / f"{name}.asl.json")
     port = free_port()
     env = dict(os.environ, EXPRESS_HTTP_MAX_NAMES="1000000")
+    if workers > 1:  # every worker serves the port (SO_REUSEPORT); the bench sends unnamed requests only
+        env.update(EXPRESS_WORKERS_HTTP="all", EXPRESS_WORKERS_HTTP_NAMES_PER_PROCESS="true")
     proc = subprocess.Popen([sys.executable, "-m", "express.cli", "serve", "--config", tmp, "--no-kafka",
-                             "--http", f"127.0.0.1:{port}"], env=env)
+                             "--http", f"127.0.0.1:{port}", "--workers", str(workers)], env=env)
     url = f"http://127.0.0.1:{port}/"
     t_end = time.monotonic() + 20
     while time.monotonic() < t_end:
@@ -206,12 +219,13 @@ def main() -> int:
     ap.add_argument("--max-seconds", type=float, default=120.0)
     ap.add_argument("--client", choices=("aiohttp", "raw"), default="aiohttp")
     ap.add_argument("--names", action="store_true", help="give each request a unique execution name")
+    ap.add_argument("--workers", type=int, default=1, help="with --spawn: `express serve --workers N`")
     args = ap.parse_args()
     proc = None
     tmp = None
     url = args.url
     if args.spawn:
-        proc, url, tmp = spawn_server(args.spawn, args.machine)
+        proc, url, tmp = spawn_server(args.spawn, args.machine, args.workers)
     try:
         try:
             import uvloop

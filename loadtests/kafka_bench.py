@@ -70,7 +70,8 @@ def cpu_seconds(pid: int | None) -> float:
 def serve_command(config: pathlib.Path, bootstrap: str) -> list[str]:
     script = pathlib.Path(sys.executable).parent / "express"
     base = [str(script)] if script.exists() else [sys.executable, "-m", "express.cli"]
-    return [*base, "serve", "--config", str(config), "--bootstrap", bootstrap, "--no-http"]
+    # one worker per process: the bench starts (and measures) the processes itself
+    return [*base, "serve", "--config", str(config), "--bootstrap", bootstrap, "--no-http", "--workers", "1"]
 
 
 def write_config(root: pathlib.Path, machine: Any, topic: str, group: str, kafka: dict[str, Any]) -> pathlib.Path:

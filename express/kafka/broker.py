@@ -112,6 +112,9 @@ class EmbeddedBroker:
                 stdout=out if out is not None else asyncio.subprocess.DEVNULL,
                 stderr=out if out is not None else asyncio.subprocess.DEVNULL,
                 preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
+                # A session of its own: a terminal's Ctrl-C (SIGINT to the foreground process group)
+                # must not stop the broker while the workers still drain into it.
+                start_new_session=True,
             )
         finally:
             if out is not None:

@@ -15,7 +15,7 @@ from kafka_helpers import Outcomes, create_topics, send, source_offsets, unique,
 def serve_command(config: pathlib.Path, bootstrap: str) -> list[str]:
     script = pathlib.Path(sys.executable).parent / "express"
     base = [str(script)] if script.exists() else [sys.executable, "-m", "express.cli"]
-    return [*base, "serve", "--config", str(config), "--bootstrap", bootstrap, "--no-http"]
+    return [*base, "serve", "--config", str(config), "--bootstrap", bootstrap, "--no-http", "--workers", "1"]
 
 
 def spawn(config: pathlib.Path, bootstrap: str, log: pathlib.Path) -> subprocess.Popen[bytes]:
