@@ -120,11 +120,12 @@ class WorkersSettings:
     """``express serve`` worker processes under the supervisor (:mod:`express.supervisor`)."""
 
     count: int = 0  # 0: one per CPU core (os.cpu_count()); 1: no supervisor, serve in this process
-    # Who serves HTTP when count > 1: "one" (worker 0 only: named executions stay exactly-once) or
-    # "all" (every worker on the one port with SO_REUSEPORT; needs http_names_per_process = true)
-    http: str = "one"
-    # With http = "all", a name's exactly-once table lives in each worker: a retry that lands on
-    # another worker runs again. Set true to accept that; otherwise "all" refuses to start.
+    # Who serves HTTP when count > 1: "all" (every worker on the one port with SO_REUSEPORT; a named
+    # execution is handed to the worker that owns the name, so names stay exactly-once) or "one"
+    # (worker 0 only)
+    http: str = "all"
+    # true: with http = "all", skip the routing and keep a name table per worker (a retry that lands
+    # on another worker runs again). Only for callers that never retry named executions.
     http_names_per_process: bool = False
     backoff_initial_s: float = 0.5  # first restart delay of a crashed worker; doubles per crash
     backoff_max_s: float = 30.0  # cap of the restart delay

@@ -37,14 +37,14 @@ import contextlib
 import os
 import shutil
 import signal
+import socket
 import sys
 import tempfile
 import time
 from typing import Any
 
 from express.config import CONFIG_FILE, ENV_PREFIX, ConfigError, Settings
-
-ENV_WORKER_INDEX = "EXPRESS_WORKER_INDEX"
+from express.http.routing import ENV_ROUTE_DIR, ENV_WORKER_COUNT, ENV_WORKER_INDEX
 
 
 def log(message: str) -> None:
@@ -62,16 +62,17 @@ def default_count(settings: Settings) -> int:
 
 
 def check_http_mode(settings: Settings, count: int, http_enabled: bool, env: Any = None) -> None:
-    """Refuse a configuration that would silently weaken exactly-once execution names."""
+    """Refuse a configuration that would silently weaken exactly-once execution names: with HTTP
+    on every worker, names are routed to their owner over Unix sockets, which must exist here."""
     env = os.environ if env is None else env
     w = settings.workers
-    if count > 1 and http_enabled and w.http == "all" and not w.http_names_per_process:
+    if count > 1 and http_enabled and w.http == "all" and not w.http_names_per_process \
+            and not hasattr(socket, "AF_UNIX"):
         in_env = ENV_PREFIX + "WORKERS_HTTP" in env
         where = "environment" if in_env else os.path.join(settings.config_dir, CONFIG_FILE)
         raise ConfigError(where, ENV_PREFIX + "WORKERS_HTTP" if in_env else "workers.http",
-                          f"'all' with {count} workers would keep each execution name's exactly-once table in one "
-                          "worker process only (a retry landing on another worker runs again): use 'one' (worker 0 "
-                          "serves HTTP), or set workers.http_names_per_process = true to accept per-process names")
+                          f"'all' with {count} workers routes each execution name to one worker over Unix "
+                          "sockets, which this platform lacks: use 'one' (worker 0 serves HTTP)")
 
 
 def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
@@ -134,8 +135,13 @@ class Supervisor:
         self.stable_after_s = w.stable_after_s
         self.stop_timeout_s = w.stop_timeout_s or settings.engine.max_duration_s + 30.0
         self.http_all = w.http == "all"
+        # Several workers on one port keep exactly-once names by routing each name to its owner,
+        # unless the operator chose per-process name tables.
+        self.routes_names = self.http_all and self.count > 1 and not w.http_names_per_process
         self.broker: Any = None
         self.metrics_dir: str | None = None
+        # private sockets through which workers hand named executions to the name's owner
+        self.route_dir: str | None = None
         self.slots: list[_Slot] = []
         self.restarts = 0
         self._started = False
@@ -172,11 +178,15 @@ class Supervisor:
             # every worker (and every restart of one) must bind the same port
             self.http_address = (self.http_address[0], free_port(self.http_address[0] or "127.0.0.1"))
         self.metrics_dir = tempfile.mkdtemp(prefix="express-metrics-")
+        if self.routes_names:
+            self.route_dir = tempfile.mkdtemp(prefix="express-routes-")  # mode 0700: only our user
         if self.http_enabled:
             host, port = self.http_address
             who = f"all {self.count} workers (SO_REUSEPORT)" if self.http_all else "worker 0"
             log(f"HTTP on http://{host}:{port}/ served by {who}")
-            if self.http_all and self.count > 1:
+            if self.routes_names:
+                log("named executions are routed to the worker that owns the name (exactly-once across workers)")
+            elif self.http_all and self.count > 1:
                 log("WARNING: workers.http_names_per_process = true: an execution name is exactly-once only "
                     "within the worker that ran it")
         if self.kafka_enabled and settings.bindings:
@@ -219,6 +229,8 @@ class Supervisor:
             await self.broker.stop()
         if self.metrics_dir is not None:
             shutil.rmtree(self.metrics_dir, ignore_errors=True)
+        if self.route_dir is not None:
+            shutil.rmtree(self.route_dir, ignore_errors=True)
         failed = [s for s in self.slots if s.last_returncode not in (0, None)]
         for s in failed:
             log(f"worker {s.index}: last exit status {_describe(s.last_returncode)}")
@@ -277,6 +289,9 @@ class Supervisor:
             env["PROMETHEUS_MULTIPROC_DIR"] = self.metrics_dir
         if self.http_all and self.count > 1:
             env[ENV_PREFIX + "HTTP_REUSE_PORT"] = "true"
+        if self.route_dir is not None:
+            env[ENV_ROUTE_DIR] = self.route_dir
+            env[ENV_WORKER_COUNT] = str(self.count)
         return env
 
     async def _run_slot(self, slot: _Slot) -> None:

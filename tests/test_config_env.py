@@ -98,20 +98,25 @@ def test_bad_environment_value_names_the_variable(tmp_path):
     assert "expected an integer, got 'lots'" in str(e.value)
 
 
-def test_http_on_all_workers_refuses_to_weaken_exactly_once_names(tmp_path):
+def test_http_on_all_workers_keeps_names_exactly_once_by_routing(tmp_path, monkeypatch):
+    import socket
+
+    import express.supervisor as supervisor
+
     write(tmp_path, '[workers]\nhttp = "all"\n')
     s = load_settings(tmp_path, env={})
+    check_http_mode(s, 2, True, env={})  # names are routed to their owner: nothing weakened
+    # without Unix sockets the routing cannot work: refuse rather than weaken the guarantee
+    monkeypatch.delattr(socket, "AF_UNIX")
     with pytest.raises(ConfigError) as e:
-        check_http_mode(s, 2, True, env={})
-    assert e.value.key == "workers.http" and "exactly-once" in e.value.reason
-    check_http_mode(s, 1, True, env={})  # one process: one table
-    check_http_mode(s, 2, False, env={})  # no HTTP
-    check_http_mode(load_settings(write(tmp_path, '[workers]\nhttp = "all"\nhttp_names_per_process = true\n'),
-                                  env={}), 2, True, env={})
+        supervisor.check_http_mode(s, 2, True, env={})
+    assert e.value.key == "workers.http" and "Unix sockets" in e.value.reason
     with pytest.raises(ConfigError) as e:
-        check_http_mode(load_settings(tmp_path, env={"EXPRESS_WORKERS_HTTP_NAMES_PER_PROCESS": "false"}), 2, True,
-                        env={"EXPRESS_WORKERS_HTTP": "all"})
+        supervisor.check_http_mode(s, 2, True, env={"EXPRESS_WORKERS_HTTP": "all"})
     assert (e.value.where, e.value.key) == ("environment", "EXPRESS_WORKERS_HTTP")
+    supervisor.check_http_mode(s, 1, True, env={})  # one process: one table
+    supervisor.check_http_mode(load_settings(write(tmp_path, '[workers]\nhttp = "all"\nhttp_names_per_process = true\n'),
+                                             env={}), 2, True, env={})
 
 
 @pytest.mark.parametrize(
@@ -119,7 +124,6 @@ def test_http_on_all_workers_refuses_to_weaken_exactly_once_names(tmp_path):
     [
         ("[kafka]\nmax_in_flight = 0\n", ["--workers", "1"], "kafka.max_in_flight: must be at least 1"),
         ("[workers]\nhttp = 'every'\n", [], "workers.http: must be one of one, all"),
-        ("[workers]\nhttp = 'all'\n", ["--workers", "2"], "workers.http: 'all' with 2 workers"),
     ],
 )
 def test_serve_fails_at_start_with_file_key_and_reason(tmp_path, capsys, text, args, needle):
@@ -145,7 +149,7 @@ def test_bad_environment_fails_the_command_line_at_start(tmp_path):
 
 def test_the_shipped_config_loads_and_documents_every_section(tmp_path):
     s = load_settings(ROOT / "config", env={})
-    assert s.workers.count == 0 and s.workers.http == "one"
+    assert s.workers.count == 0 and s.workers.http == "all"
     text = (ROOT / "config" / "express.toml").read_text()
     for section in _SECTIONS:
         assert f"[{section}]" in text, f"config/express.toml does not document [{section}]"

@@ -52,7 +52,7 @@ def write_config(root: pathlib.Path, topic: str, *, http_port: int, group: str) 
     (root / "machines" / "chain.asl.json").write_text(json.dumps(CHAIN))
     lines = ["[kafka]", f'group_id = "{group}"'] + [f"{k} = {v}" for k, v in KAFKA.items()]
     lines += ["[http]", 'host = "127.0.0.1"', f"port = {http_port}", "drain_timeout_s = 5",
-              "[workers]", 'http = "all"', "http_names_per_process = true", "stop_timeout_s = 30",
+              "[workers]", 'http = "all"', "stop_timeout_s = 30",
               "[bindings]", f'"{topic}" = "chain"']
     (root / "express.toml").write_text("\n".join(lines) + "\n")
     return root
@@ -208,6 +208,45 @@ async def test_both_workers_serve_the_one_http_port(cluster: Cluster) -> None:
     assert len(prefixes) == 2, prefixes
 
 
+def sync_started(port: int) -> float:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as resp:
+        text = resp.read().decode()
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+               if line.startswith("express_executions_started_total") and 'machine="chain"' in line
+               and 'mode="sync"' in line)
+
+
+async def test_named_executions_stay_exactly_once_across_workers(cluster: Cluster) -> None:
+    arn = "arn:aws:states:us-east-1:000000000000:stateMachine:chain"
+    names = [f"once-{os.urandom(3).hex()}-{i}" for i in range(12)]
+    await asyncio.sleep(1.5)  # let both workers flush what earlier tests ran (every second)
+    before = sync_started(cluster.port)
+
+    def call(name: str, n: int) -> tuple[int, Any]:
+        status, _, body = http_post(cluster.port, "StartSyncExecution",
+                                    {"stateMachineArn": arn, "name": name, "input": json.dumps({"id": name, "n": n})})
+        return status, body
+
+    # every name requested 8 times at once, each on a new connection: the kernel spreads them over
+    # both workers, and each name must still run exactly once
+    jobs = [(name, 3) for name in names for _ in range(8)]
+    answers = await asyncio.gather(*(asyncio.to_thread(call, name, n) for name, n in jobs))
+    by_name: dict[str, set[str]] = {}
+    for (name, _), (status, body) in zip(jobs, answers, strict=True):
+        assert status == 200 and body["status"] == "SUCCEEDED", body
+        by_name.setdefault(name, set()).add(body["executionArn"])
+    assert all(len(arns) == 1 for arns in by_name.values()), by_name
+    deadline = time.monotonic() + 5
+    while sync_started(cluster.port) - before < len(names) and time.monotonic() < deadline:
+        await asyncio.sleep(0.1)
+    await asyncio.sleep(1.5)  # a second flush interval: any duplicate run would show up by now
+    assert sync_started(cluster.port) - before == len(names)
+    # the same name with another input is refused, wherever it lands
+    for _ in range(6):
+        status, body = await asyncio.to_thread(call, names[0], 4)
+        assert status == 400 and body["__type"] == "ExecutionAlreadyExists", body
+
+
 async def test_metrics_are_summed_over_the_workers(cluster: Cluster) -> None:
     def consumed() -> float:
         with urllib.request.urlopen(f"http://127.0.0.1:{cluster.port}/metrics", timeout=10) as resp:
@@ -258,7 +297,7 @@ def test_a_crashing_worker_is_restarted_with_capped_exponential_backoff(tmp_path
         busy.listen()
         port = busy.getsockname()[1]
         (tmp_path / "express.toml").write_text(
-            f"[http]\nport = {port}\n[workers]\nbackoff_initial_s = 0.1\nbackoff_max_s = 0.4\n")
+            f"[http]\nport = {port}\n[workers]\nhttp = \"one\"\nbackoff_initial_s = 0.1\nbackoff_max_s = 0.4\n")
         log = tmp_path / "supervisor.log"
         proc = serve(tmp_path, log, "--workers", "2", "--no-kafka")
         try:
@@ -267,7 +306,7 @@ def test_a_crashing_worker_is_restarted_with_capped_exponential_backoff(tmp_path
                                 log.read_text())
             assert delays[:4] == ["0.1", "0.2", "0.4", "0.4"]
             assert "worker 1 exited" not in log.read_text()  # the healthy worker is left alone
-            # default workers.http = "one": only worker 0 serves HTTP (one exactly-once name table)
+            # workers.http = "one": only worker 0 serves HTTP
             assert f"HTTP on http://127.0.0.1:{port}/ served by worker 0" in log.read_text()
             w1 = re.findall(r"worker 1 started: pid (\d+)", log.read_text())[0]
             assert b"--no-http" in pathlib.Path(f"/proc/{w1}/cmdline").read_bytes().split(b"\0")

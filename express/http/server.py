@@ -36,6 +36,7 @@ from express.http.api import TARGET_PREFIX, ApiError, StepFunctionsApi
 from express.http.auth import AuthError, SigV4Verifier
 from express.http.names import NameTable
 from express.http.protocol import HttpConnection, Limits, Request, Response
+from express.http.routing import ROUTED_OPERATIONS, NameRouter, RoutingError
 from express.registry import Registry
 
 JSON_CT = "application/x-amz-json-1.0"
@@ -89,6 +90,9 @@ class HttpServer:
         self._ready = False
         self._ids = _RequestIds()
         self._targets = {TARGET_PREFIX + op: (op, fn) for op, fn in self.api.operations.items()}
+        # Several workers on one port: named executions go to the worker that owns the name.
+        self.router = NameRouter.from_env()
+        self._internal_server: asyncio.base_events.Server | None = None
         self._early_evictions_logged = 0
 
     # ------------------------------------------------------------------ lifecycle
@@ -108,6 +112,11 @@ class HttpServer:
         for s in self._server.sockets:
             with contextlib.suppress(OSError):
                 s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if self.router is not None:
+            path = self.router.own_socket
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)  # left by a crashed predecessor
+            self._internal_server = await loop.create_unix_server(lambda: HttpConnection(_Internal(self)), path)
         self._sweeper = loop.create_task(self._sweep())
         self._ready = True
 
@@ -130,6 +139,10 @@ class HttpServer:
                 await asyncio.wait(still, timeout=5.0)
         if self._server is not None:
             self._server.close()
+        if self._internal_server is not None:
+            self._internal_server.close()
+        if self.router is not None:
+            await self.router.close()
         if self._sweeper is not None:
             self._sweeper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -222,10 +235,10 @@ class HttpServer:
         metrics.request(label, response.status)
         return response
 
-    async def _api_call(self, request: Request, op_fn: Any, target: str) -> Response:
+    async def _api_call(self, request: Request, op_fn: Any, target: str, internal: bool = False) -> Response:
         if self.closing:
             return self.error(503, "ServiceUnavailable", "The server is stopping")
-        if self.verifier is not None:
+        if self.verifier is not None and not internal:
             try:
                 self.verifier.verify(request)
             except AuthError as e:
@@ -242,12 +255,55 @@ class HttpServer:
             return self.error(400, "SerializationException", f"The request body is not valid JSON: {e}")
         if not isinstance(body, dict):
             return self.error(400, "SerializationException", "The request body must be a JSON object")
+        router = self.router
+        if router is not None and not internal and target in ROUTED_OPERATIONS:
+            name = body.get("name")
+            if isinstance(name, str) and name:
+                owner = router.owner(str(body.get("stateMachineArn", "")), name)
+                if owner != router.index:
+                    try:
+                        return await router.forward(owner, target, body_bytes)
+                    except RoutingError as e:
+                        return self.error(503, "ServiceUnavailable", str(e))
         try:
             result = await op_fn[1](body, request.headers)
         except ApiError as e:
             return self.error(e.status, e.code, e.message, **e.extra)
         payload = result if isinstance(result, bytes) else orjson.dumps(result)
         return Response(200, payload, JSON_CT, [("x-amzn-RequestId", self._ids.next())])
+
+
+class _Internal:
+    """The owner of connections on the private routing socket: the same server, but requests were
+    authenticated by the worker that forwarded them and are never forwarded again."""
+
+    def __init__(self, server: HttpServer) -> None:
+        self.server = server
+        self.limits = server.limits
+        self.connections = server.connections
+
+    @property
+    def closing(self) -> bool:
+        return self.server.closing
+
+    @closing.setter
+    def closing(self, value: bool) -> None:
+        self.server.closing = value
+
+    async def handler(self, request: Request) -> Response:
+        server = self.server
+        target = request.headers.get("x-amz-target", "")
+        op_fn = server._targets.get(target)
+        if request.method != "POST" or op_fn is None:
+            return server.error(400, "UnknownOperationException", "Not a routed operation")
+        # counted once, by the worker that received the request
+        return await server._api_call(request, op_fn, target, internal=True)
+
+    def error(self, status: int, code: str, message: str) -> Response:
+        return self.server.error(status, code, message)
+
+    def track(self, task: asyncio.Task[Any]) -> None:
+        self.server.track(task)
 
 
 def _is_loopback(host: str) -> bool:
