@@ -105,14 +105,23 @@ def _hostport(text: str) -> tuple[str, int]:
         raise SystemExit(f"expected HOST:PORT, got {text!r}") from None
 
 
-def cmd_serve(args: argparse.Namespace) -> int:
+def _settings(config_dir: str) -> Any:
+    """The settings, or None after printing the configuration error (file, key, reason)."""
     from express.config import ConfigError, load_settings
-    from express.service import Service
 
     try:
-        settings = load_settings(args.config)
+        return load_settings(config_dir)
     except ConfigError as e:
         print(f"express: configuration error: {e}", file=sys.stderr)
+        return None
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from express.config import ConfigError
+    from express.service import Service
+
+    settings = _settings(args.config)
+    if settings is None:
         return 2
     http = _hostport(args.http) if args.http else None
     http_enabled = False if args.no_http else (True if args.http else None)
@@ -144,13 +153,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from express.config import ConfigError, load_settings
     from express.kafka.demo import run_demo
 
-    try:
-        settings = load_settings(args.config)
-    except ConfigError as e:
-        print(f"express: configuration error: {e}", file=sys.stderr)
+    settings = _settings(args.config)
+    if settings is None:
         return 2
     rc: int = _run(run_demo(settings, events=args.events, bootstrap=args.bootstrap))
     return rc

@@ -139,18 +139,7 @@ def _compile_expression(text: str, path: str) -> _Expr:
 
         def states_path(states: dict[str, Any], vars: dict[str, Any]) -> Any:
             d = states.get(skey, _UNDEF)
-            if d is _UNDEF:
-                return lib.undefined()
-            for k in keys:
-                if type(d) is dict:
-                    d = d.get(k, _UNDEF)
-                    if d is _UNDEF:
-                        return lib.undefined()
-                elif type(d) is list:
-                    return slow(states, vars)
-                else:
-                    return lib.undefined()
-            return _number(d) if type(d) is float else d
+            return lib.undefined() if d is _UNDEF else _walk(d, keys, lib, states, vars)
 
         return states_path
 
@@ -158,18 +147,23 @@ def _compile_expression(text: str, path: str) -> _Expr:
         d = vars.get(root, _UNDEF)
         if d is _UNDEF:  # maybe a built-in function: let the library decide
             return slow(states, vars)
-        for k in keys:
-            if type(d) is dict:
-                d = d.get(k, _UNDEF)
-                if d is _UNDEF:
-                    return lib.undefined()
-            elif type(d) is list:
-                return slow(states, vars)
-            else:
-                return lib.undefined()
-        return _number(d) if type(d) is float else d
+        return _walk(d, keys, lib, states, vars)
 
     return var_path
+
+
+def _walk(d: Any, keys: tuple[str, ...], lib: Any, states: dict[str, Any], vars: dict[str, Any]) -> Any:
+    """Follow object keys in plain Python; arrays (JSONata maps over them) go to the library."""
+    for k in keys:
+        if type(d) is dict:
+            d = d.get(k, _UNDEF)
+            if d is _UNDEF:
+                return lib.undefined()
+        elif type(d) is list:
+            return lib(states, vars)
+        else:
+            return lib.undefined()
+    return _number(d) if type(d) is float else d
 
 
 def _number(x: float) -> Any:

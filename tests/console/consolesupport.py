@@ -7,17 +7,13 @@ second ``conftest`` module would shadow tests/conftest.py.
 from __future__ import annotations
 
 import asyncio
-import gc
-import http.client
 import json
-import threading
 from typing import Any
 
-from express.config import EngineSettings, HttpSettings, Settings
 from express.console.ring import ExecutionRing
 from express.engine import Engine
-from express.http import HttpServer
 from express.registry import Registry
+from tests.http.httpsupport import ServerThread
 
 
 class PaymentDeclined(Exception):
@@ -88,54 +84,20 @@ SIMPLE = {"StartAt": "Hello", "States": {"Hello": {"Type": "Pass", "Result": "hi
 LOG_ALL = {"level": "ALL", "includeExecutionData": True}
 
 
-class ConsoleServer:
+class ConsoleServer(ServerThread):
+    """The HTTP test server with the console's machines and a ring of recent executions."""
+
     def __init__(self, *, ring_size: int = 20, failed_size: int = 20, credentials: dict[str, str] | None = None,
                  recorder: bool = True) -> None:
-        self.settings = Settings(engine=EngineSettings(max_duration_s=5.0),
-                                 http=HttpSettings(host="127.0.0.1", port=0))
+        super().__init__(max_duration_s=5.0, credentials=credentials)
         self.ring = ExecutionRing(ring_size, failed_size) if recorder else None
-        self.credentials = credentials
-        self.loop = asyncio.new_event_loop()
-        self.server: HttpServer | None = None
-        self.registry: Registry | None = None
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._ready = threading.Event()
 
-    def _run(self) -> None:
-        asyncio.set_event_loop(self.loop)
+    def build_registry(self) -> Registry:
         engine = Engine(functions=FUNCTIONS, max_duration_s=5.0, metrics=True, recorder=self.ring)
-        self.registry = Registry(engine)
-        self.registry.put("orders", json.dumps(ORDERS), logging=LOG_ALL)
-        self.registry.put("simple", json.dumps(SIMPLE))
-        self.server = HttpServer(self.settings, self.registry, host="127.0.0.1", port=0,
-                                 credentials=self.credentials)
-        self.loop.run_until_complete(self.server.start())
-        self._ready.set()
-        self.loop.run_forever()
-        self.server = None
-        self.registry = None
-        gc.collect()
-
-    def start(self) -> ConsoleServer:
-        self._thread.start()
-        assert self._ready.wait(10), "server did not start"
-        return self
-
-    def stop(self) -> None:
-        if self.server is not None and not self.loop.is_closed():
-            asyncio.run_coroutine_threadsafe(self.server.stop(), self.loop).result(60)
-            self.loop.call_soon_threadsafe(self.loop.stop)
-            self._thread.join(10)
-            self.loop.close()
-
-    @property
-    def port(self) -> int:
-        assert self.server is not None and self.server.port is not None
-        return self.server.port
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        registry = Registry(engine)
+        registry.put("orders", json.dumps(ORDERS), logging=LOG_ALL)
+        registry.put("simple", json.dumps(SIMPLE))
+        return registry
 
     def execute(self, machine: str, payload: Any) -> Any:
         assert self.registry is not None
@@ -143,21 +105,6 @@ class ConsoleServer:
         assert compiled is not None
         return asyncio.run_coroutine_threadsafe(compiled.execute(payload), self.loop).result(30)
 
-    def request(self, method: str, path: str, body: bytes | None = None,
-                headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
-        try:
-            conn.request(method, path, body=body, headers=headers or {})
-            resp = conn.getresponse()
-            return resp.status, {k.lower(): v for k, v in resp.getheaders()}, resp.read()
-        finally:
-            conn.close()
-
     def get_json(self, path: str, headers: dict[str, str] | None = None) -> tuple[int, Any]:
         status, _, body = self.request("GET", path, headers=headers)
         return status, json.loads(body)
-
-    def api(self, op: str, payload: Any) -> tuple[int, Any]:
-        h = {"Content-Type": "application/x-amz-json-1.0", "X-Amz-Target": f"AWSStepFunctions.{op}"}
-        status, _, data = self.request("POST", "/", json.dumps(payload).encode(), h)
-        return status, json.loads(data)

@@ -71,11 +71,7 @@ class ServerThread:
     def _run(self) -> None:
         asyncio.set_event_loop(self.loop)
         # Built on the server's thread: compiled JSONata expressions must stay on their thread.
-        engine = Engine(functions={"count": self.counter}, max_duration_s=self.max_duration_s)
-        self.registry = Registry(engine)
-        for name, definition in (("pass", PASS), ("counted", COUNTED), ("fail", FAIL), ("slow", SLOW),
-                                 ("sleepy", SLEEPY)):
-            self.registry.put(name, json.dumps(definition))
+        self.registry = self.build_registry()
         self.server = HttpServer(self.settings, self.registry, host="127.0.0.1", port=0,
                                  credentials=self.credentials, **self.server_kw)
         self.loop.run_until_complete(self.server.start())
@@ -84,6 +80,14 @@ class ServerThread:
         self.server = None
         self.registry = None
         gc.collect()
+
+    def build_registry(self) -> Registry:
+        engine = Engine(functions={"count": self.counter}, max_duration_s=self.max_duration_s)
+        registry = Registry(engine)
+        for name, definition in (("pass", PASS), ("counted", COUNTED), ("fail", FAIL), ("slow", SLOW),
+                                 ("sleepy", SLEEPY)):
+            registry.put(name, json.dumps(definition))
+        return registry
 
     def start(self) -> ServerThread:
         self._thread.start()
