@@ -81,7 +81,7 @@ class Compiler:
             return _empty_object
         if text == "$":
             return None
-        getter = self.getter(text, ptr(*where.split("/")[1:], field) if False else where + "/" + field)
+        getter = self.getter(text, where + "/" + field)
 
         def path(data: Any, frame: Frame) -> Any:
             try:
@@ -129,7 +129,6 @@ class Compiler:
                                          f"Missing 'StartAt' target: {spec.get('StartAt')}"))
         block.is_async = any(s.is_async for s in block.states.values())
         block.assigns = any(_assigns(s) for s in states_spec.values())
-        block.n_states = len(block.states)
         return block
 
     def link(self, block: Block, state: State, where: str) -> None:

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import itertools
-import os
 import time
 import uuid
 from bisect import bisect_left
@@ -260,7 +259,3 @@ class Machine:
                     engine.log_sink.emit(lines)
         if engine.recorder is not None:
             engine.recorder.record(self, result, log)
-
-
-def default_clock() -> RealClock | VirtualClock:
-    return VirtualClock() if os.environ.get("EXPRESS_VIRTUAL_TIME") else RealClock()

@@ -41,7 +41,7 @@ class Execution:
 class Frame:
     """One scope of an execution: its variables and the state it is in."""
 
-    __slots__ = ("execution", "vars", "state_name", "entered_at", "entered_event", "retry_count",
+    __slots__ = ("execution", "vars", "state_name", "entered_at", "retry_count",
                  "map_item", "next", "size", "var_bytes")
 
     def __init__(self, execution: Execution, vars: dict[str, Any] | None = None,
@@ -55,7 +55,6 @@ class Frame:
         self.vars: dict[str, Any] = {} if vars is None else vars
         self.state_name = ""
         self.entered_at = 0.0
-        self.entered_event = 0
         self.retry_count = 0
         self.map_item = map_item
         self.next: Any = None

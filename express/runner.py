@@ -21,13 +21,12 @@ CHECK_EVERY = 128
 class Block:
     """One ``{StartAt, States}`` scope: the machine itself, a Parallel branch or a Map processor."""
 
-    __slots__ = ("start", "states", "is_async", "n_states", "assigns")
+    __slots__ = ("start", "states", "is_async", "assigns")
 
     def __init__(self) -> None:
         self.start: Any = None
         self.states: dict[str, Any] = {}
         self.is_async = False
-        self.n_states = 0
         # Does any state of this scope assign variables? If not, its runs may share one Frame.
         self.assigns = True
 
