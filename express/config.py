@@ -174,20 +174,14 @@ def _coerce(value: Any, typ: Any, where: str, key: str) -> Any:
         if isinstance(value, str) and value.lower() in ("1", "true", "yes", "on", "0", "false", "no", "off"):
             return value.lower() in ("1", "true", "yes", "on")
         raise ConfigError(where, key, f"expected true or false, got {value!r}")
-    if typ is int:
+    if typ is int or typ is float:
+        what = "an integer" if typ is int else "a number"
         if isinstance(value, bool):
-            raise ConfigError(where, key, f"expected an integer, got {value!r}")
+            raise ConfigError(where, key, f"expected {what}, got {value!r}")
         try:
-            return int(value)
+            return typ(value)
         except (TypeError, ValueError):
-            raise ConfigError(where, key, f"expected an integer, got {value!r}") from None
-    if typ is float:
-        if isinstance(value, bool):
-            raise ConfigError(where, key, f"expected a number, got {value!r}")
-        try:
-            return float(value)
-        except (TypeError, ValueError):
-            raise ConfigError(where, key, f"expected a number, got {value!r}") from None
+            raise ConfigError(where, key, f"expected {what}, got {value!r}") from None
     if typ is str:
         if not isinstance(value, str):
             raise ConfigError(where, key, f"expected a string, got {value!r}")

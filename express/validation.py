@@ -325,27 +325,21 @@ class _Validator:
 
     def expect_int(self, obj: dict, field: str, ptr: str, lo: int | None = None,
                    hi: int | None = None, jsonata: bool = False) -> None:
-        if field not in obj:
-            return
-        v = obj[field]
-        if jsonata and _is_jsonata(v):
-            return
-        if not _is_int(v):
-            self.add(_ptr(ptr, field), SCHEMA,
-                     f"The value for the field '{field}' must be an INTEGER, got {_type_name(v)}")
-            return
-        self._range(v, field, ptr, lo, hi)
+        self._expect_numeric(obj, field, ptr, lo, hi, jsonata, _is_int, "an INTEGER")
 
     def expect_number(self, obj: dict, field: str, ptr: str, lo: float | None = None,
                       hi: float | None = None, jsonata: bool = False) -> None:
+        self._expect_numeric(obj, field, ptr, lo, hi, jsonata, _is_number, "a NUMBER")
+
+    def _expect_numeric(self, obj: dict, field: str, ptr: str, lo: float | None, hi: float | None,
+                        jsonata: bool, accepts: Any, what: str) -> None:
         if field not in obj:
             return
         v = obj[field]
         if jsonata and _is_jsonata(v):
             return
-        if not _is_number(v):
-            self.add(_ptr(ptr, field), SCHEMA,
-                     f"The value for the field '{field}' must be a NUMBER, got {_type_name(v)}")
+        if not accepts(v):
+            self.add(_ptr(ptr, field), SCHEMA, f"The value for the field '{field}' must be {what}, got {_type_name(v)}")
             return
         self._range(v, field, ptr, lo, hi)
 
