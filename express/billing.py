@@ -11,6 +11,11 @@ from dataclasses import dataclass
 
 MB = 1024 * 1024
 GB_S_PER_GB_H = 3600.0
+MINIMUM_DURATION_MS = 100
+MINIMUM_MEMORY_MB = 64
+_MINIMUM = (MINIMUM_DURATION_MS, MINIMUM_MEMORY_MB)
+# Definition + payload x steps up to this many bytes keeps the estimate within the minimum memory.
+_MINIMUM_BYTES = (MINIMUM_MEMORY_MB - 50) * MB
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,7 +42,7 @@ class Billing:
 def billed_duration_ms(duration_s: float) -> int:
     """Rounded up to the next 100 ms, at least 100 ms."""
     ms = duration_s * 1000.0
-    return max(100, int(math.ceil(round(ms, 6) / 100.0)) * 100)
+    return max(MINIMUM_DURATION_MS, int(math.ceil(round(ms, 6) / 100.0)) * 100)
 
 
 def memory_used_mb(definition_bytes: int, payload_bytes: int, map_or_parallel_steps: int) -> float:
@@ -46,12 +51,24 @@ def memory_used_mb(definition_bytes: int, payload_bytes: int, map_or_parallel_st
 
 
 def billed_memory_mb(used_mb: float) -> int:
-    return max(64, int(math.ceil(used_mb / 64.0)) * 64)
+    return max(MINIMUM_MEMORY_MB, int(math.ceil(used_mb / 64.0)) * 64)
 
 
 def bill(duration_s: float, definition_bytes: int, payload_bytes: int, map_or_parallel_steps: int = 0) -> Billing:
     used = memory_used_mb(definition_bytes, payload_bytes, map_or_parallel_steps)
     return Billing(billed_duration_ms(duration_s), billed_memory_mb(used), used)
+
+
+def billed(duration_s: float, definition_bytes: int, payload_bytes: int, map_or_parallel_steps: int = 0) -> tuple[int, int]:
+    """(billed duration ms, billed memory MB) of one execution, as :func:`bill` computes them.
+
+    The engine bills every execution with this once, when it finishes (the result carries the
+    figures to the HTTP answer, the Kafka outcome, the usage record and the metrics), so it stays
+    cheap: the common case, at most 100 ms within 64 MB, is AWS's minimum without any rounding."""
+    if duration_s <= 0.1 and definition_bytes + payload_bytes * (map_or_parallel_steps or 1) <= _MINIMUM_BYTES:
+        return _MINIMUM
+    return (billed_duration_ms(duration_s),
+            billed_memory_mb(memory_used_mb(definition_bytes, payload_bytes, map_or_parallel_steps)))
 
 
 def duration_cost(gb_seconds: float, prices: Prices = DEFAULT_PRICES, already_gb_hours: float = 0.0) -> float:

@@ -3,12 +3,14 @@ sees ASL JSON, path strings or state names again."""
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable
 from typing import Any
 
 from express import errors, jsonpath, payload, tasks
 from express.errors import ASLError, PathMissing, Problem
 from express.frame import Frame
+from express.limits import MAX_DEPTH
 from express.runner import Block
 from express.states import (
     Catcher,
@@ -58,8 +60,13 @@ def jsonata_template(value: Any, field: str, where: str) -> Callable[[dict[str, 
 
 class Compiler:
     def __init__(self, functions: dict[str, Callable[..., Any]], tracks_context: bool,
-                 query_language: str, logged: bool = False) -> None:
+                 query_language: str, logged: bool | Callable[[Any], Any] = False,
+                 mocked: dict[str, tasks.Invoker] | None = None) -> None:
         self.functions = functions
+        # Task state name -> the invoker that replaces its Resource (express.mocking); a mocked
+        # state's Resource is never bound, so it need not be callable here.
+        self.mocked = mocked or {}
+        self.mocked_found: set[str] = set()
         self.logged = logged
         self.tracks_context = tracks_context
         self.top_language = query_language
@@ -71,6 +78,19 @@ class Compiler:
             return jsonpath.compile_getter(text)
         except ValueError as e:
             raise CompileFailed(where, str(e), "INVALID_JSON_PATH") from None
+
+    def setter(self, text: Any, where: str) -> Callable[[Any, Any], Any]:
+        """A ResultPath's writer. One that writes more than MAX_DEPTH - 1 levels down could never
+        give output that can be written (a Catcher's error output is an object: one level more)."""
+        try:
+            setter = jsonpath.compile_setter(text)
+            depth = len(jsonpath.parse_path(text).segments)
+        except ValueError as e:
+            raise CompileFailed(where, str(e), "INVALID_JSON_PATH") from None
+        if depth > MAX_DEPTH - 1:
+            raise CompileFailed(where, f"The ResultPath writes {depth} levels down, and may write at most "
+                                       f"{MAX_DEPTH - 1}: data may nest at most {MAX_DEPTH} levels")
+        return setter
 
     def path_field(self, spec: dict[str, Any], field: str, where: str) -> Callable[[Any, Frame], Any] | None:
         """InputPath/OutputPath: absent -> identity (None), null -> {}, else a checked getter."""
@@ -113,7 +133,8 @@ class Compiler:
             from express.history import LoggedState
 
             inner = block.states
-            block.states = {name: LoggedState(st) for name, st in inner.items()}  # type: ignore[misc]
+            wrap = self.logged if callable(self.logged) else LoggedState  # a callable: the recorder's trace wrapper
+            block.states = {name: wrap(st) for name, st in inner.items()}
             for name, state in inner.items():
                 self.link(block, state, where + ptr("States", name))
         else:
@@ -163,13 +184,14 @@ class Compiler:
         if kind == "Pass":
             result = None
             if not jsonata:
-                if "Parameters" in spec:
-                    result = self.template(spec["Parameters"], "Parameters", where + "/Parameters")
-                elif "Result" in spec:
+                if "Result" in spec:
+                    # Result is the state's result; Parameters, if also given, is still evaluated
+                    # (its errors count) but its value is replaced, as AWS does
                     result = _literal(spec["Result"])
+                elif "Parameters" in spec:
+                    result = self.template(spec["Parameters"], "Parameters", where + "/Parameters")
+                    flow.parameters = None
             st = PassState(name, spec, flow, result)
-            if not jsonata:
-                flow.parameters = None
         elif kind == "Succeed":
             st = SucceedState(name, spec, flow)
         elif kind == "Fail":
@@ -216,10 +238,7 @@ class Compiler:
             if rp is None:
                 flow.result_path = _discard
             else:
-                try:
-                    flow.result_path = jsonpath.compile_setter(rp)
-                except ValueError as e:
-                    raise CompileFailed(where + "/ResultPath", str(e), "INVALID_JSON_PATH") from None
+                flow.result_path = self.setter(rp, where + "/ResultPath")
         elif kind in ("Task", "Parallel", "Map", "Pass"):
             flow.result_path = None  # default "$": the result replaces the input
         if "Assign" in spec:
@@ -422,10 +441,7 @@ class Compiler:
                     if rp is None:
                         catcher.result_path = _discard
                     else:
-                        try:
-                            catcher.result_path = jsonpath.compile_setter(rp)
-                        except ValueError as e:
-                            raise CompileFailed(cw + "/ResultPath", str(e), "INVALID_JSON_PATH") from None
+                        catcher.result_path = self.setter(rp, cw + "/ResultPath")
                 if "Assign" in c:
                     catcher.assign = self.jsonpath_assign(c["Assign"], cw + "/Assign")
             catchers.append(catcher)
@@ -438,10 +454,17 @@ class Compiler:
         reason = tasks.unsupported_reason(resource)
         if reason:
             raise CompileFailed(where + "/Resource", reason)
-        try:
-            invoke = tasks.build_invoker(resource, self.functions)
-        except ValueError as e:
-            raise CompileFailed(where + "/Resource", str(e)) from None
+        mocked = self.mocked.get(name)
+        if mocked is not None:
+            invoke = mocked
+            self.mocked_found.add(name)
+        else:
+            try:
+                invoke = tasks.build_invoker(resource, self.functions)
+            except ValueError as e:
+                if not tasks.recognized(resource):
+                    raise CompileFailed(where + "/Resource", tasks.not_recognized_message(resource)) from None
+                raise CompileFailed(where + "/Resource", str(e)) from None
         timeout_get = self.value_field(spec, "TimeoutSeconds", where, jsonata)
         tpath = spec.get("TimeoutSecondsPath")
 
@@ -468,10 +491,6 @@ class Compiler:
         proc_spec = spec.get("ItemProcessor") or spec.get("Iterator") or {}
         field = "ItemProcessor" if "ItemProcessor" in spec else "Iterator"
         processor = self.block(proc_spec, where + "/" + field, self.top_language)
-        if "ItemReader" in spec:
-            raise CompileFailed(where + "/ItemReader",
-                                "ItemReader (Distributed Map reading from S3) is not supported: "
-                                "express runs Map iterations in memory")
         # Items
         if jsonata:
             if "Items" in spec:
@@ -536,6 +555,8 @@ class Compiler:
             except _MissingField:
                 raise ASLError(errors.RUNTIME, f"Invalid path '{mc_path}' : No results for path: "
                                                f"{jsonpath.parse_path(str(mc_path)).jayway()}") from None
+            if mc_path:
+                v = _numeric_text(v, True)
             if type(v) is bool or not isinstance(v, (int, float)) or (isinstance(v, float) and not v.is_integer()):
                 raise ASLError(errors.RUNTIME if mc_path else errors.QUERY_EVALUATION_ERROR,
                                f"The MaxConcurrencyPath field refers to value \"{_plain(v)}\" which is not a valid integer: {mc_path}")
@@ -552,6 +573,8 @@ class Compiler:
             pct = cnt = None
             if pct_get is not None:
                 v = pct_get(data, frame, states)
+                if pct_path:
+                    v = _numeric_text(v, False)
                 if type(v) is bool or not isinstance(v, (int, float)):
                     raise ASLError(errors.RUNTIME,
                                    f"The ToleratedFailurePercentagePath field refers to value \"{_plain(v)}\" which is not a valid float: {pct_path}")
@@ -560,6 +583,8 @@ class Compiler:
                 pct = float(v)
             if cnt_get is not None:
                 v = cnt_get(data, frame, states)
+                if cnt_path:
+                    v = _numeric_text(v, True)
                 if type(v) is bool or not isinstance(v, (int, float)) or (isinstance(v, float) and not v.is_integer()):
                     raise ASLError(errors.RUNTIME,
                                    f"The ToleratedFailureCountPath field refers to value \"{_plain(v)}\" which is not a valid integer: {cnt_path}")
@@ -568,13 +593,28 @@ class Compiler:
                 cnt = int(v)
             return pct, cnt
 
+        item_source: Callable[[Any, Frame, Any], Any] = items
+        if "ItemReader" in spec:
+            # a valid definition (AWS accepts it), but its items live in S3, which express does not read
+            item_source = _unreadable_items(spec["ItemReader"])
         retriers, catchers = self.recovery(spec, where, jsonata)
-        return MapState(name, spec, flow, retriers, catchers, processor, items, item_selector,
+        return MapState(name, spec, flow, retriers, catchers, processor, item_source, item_selector,
                         max_concurrency, tolerated)
 
 
 class _MissingField(Exception):
     pass
+
+
+def _unreadable_items(reader: Any) -> Callable[[Any, Frame, Any], Any]:
+    resource = reader.get("Resource") if isinstance(reader, dict) else None
+
+    def items(data: Any, frame: Frame, states: Any) -> Any:
+        raise ASLError(errors.ITEM_READER_FAILED,
+                       f"The ItemReader cannot read its items from '{resource}': express has no S3 "
+                       "integration, so a Distributed Map with an ItemReader cannot run here", located=True)
+
+    return items
 
 
 def _assigns(spec: Any) -> bool:
@@ -585,6 +625,22 @@ def _assigns(spec: Any) -> bool:
     rules = [r for r in (spec.get("Choices") or []) if isinstance(r, dict)]
     catchers = [c for c in (spec.get("Catch") or []) if isinstance(c, dict)]
     return any("Assign" in x for x in rules + catchers)
+
+
+_INT_TEXT = re.compile(r"[+-]?\d+")
+_FLOAT_TEXT = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
+
+
+def _numeric_text(v: Any, integer: bool) -> Any:
+    """A ``*Path`` field's value that is a number written as a string ("1") is that number, as
+    AWS parses it; anything else is returned unchanged for the caller's type check."""
+    if type(v) is str:
+        t = v.strip()
+        if integer and _INT_TEXT.fullmatch(t):
+            return int(t)
+        if not integer and _FLOAT_TEXT.fullmatch(t):
+            return float(t)
+    return v
 
 
 def _plain(v: Any) -> str:

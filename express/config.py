@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import pathlib
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -66,6 +67,10 @@ class HttpSettings:
     port: int = 8080
     name_retention_s: float = 3600.0
     max_names: int = 100_000
+    # bytes the name table may hold: stored answers, plus an estimate per record (running ones too)
+    max_name_bytes: int = 256 * 1024 * 1024
+    # StartSyncExecution runs at once per worker process; beyond: ThrottlingException ("Rate exceeded")
+    max_concurrent_sync: int = 1_000
     max_body_bytes: int = 1_048_576
     drain_timeout_s: float = 30.0
     # SO_REUSEPORT on the listening socket, so several processes serve one port (the supervisor
@@ -73,6 +78,17 @@ class HttpSettings:
     reuse_port: bool = False
     # "AKID:SECRET,AKID2:SECRET2"; also the [credentials] table. Empty: no authentication.
     credentials: str = ""
+    # With credentials: the Host values a signed request may name, "host" or "host:port" separated by
+    # commas ("*": any host but AWS's own *.amazonaws.com). Empty: the address served on, localhost,
+    # 127.0.0.1 and [::1] at its port (and their "sync-" forms).
+    allowed_hosts: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ConsoleSettings:
+    # The web console's login token (never the SigV4 secret). Empty: with credentials configured,
+    # `express serve` generates one at start and prints it; without credentials the console is open.
+    token: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,15 +150,28 @@ class WorkersSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class StateSettings:
+    """Where the machines created over the API live (:mod:`express.store`), shared by all workers."""
+
+    # "" (the default): SQLite in ``dir``; "sqlite:///ABSOLUTE/PATH.db" or "sqlite:NAME.db" (in ``dir``);
+    # "redis://HOST:PORT/DB" (not implemented yet: refused at start); "memory:" keeps them in each
+    # process only, as before the store (one worker, nothing survives a restart)
+    url: str = ""
+    dir: str = ""  # "": "<config dir>/state"
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     config_dir: str = "config"
     engine: EngineSettings = field(default_factory=EngineSettings)
     kafka: KafkaSettings = field(default_factory=KafkaSettings)
     http: HttpSettings = field(default_factory=HttpSettings)
+    console: ConsoleSettings = field(default_factory=ConsoleSettings)
     metrics: MetricsSettings = field(default_factory=MetricsSettings)
     metering: MeteringSettings = field(default_factory=MeteringSettings)
     logging: LoggingSettings = field(default_factory=LoggingSettings)
     workers: WorkersSettings = field(default_factory=WorkersSettings)
+    state: StateSettings = field(default_factory=StateSettings)
     # topic -> machine name
     bindings: Mapping[str, str] = field(default_factory=dict)
     # Lambda function name -> "package.module:callable"
@@ -159,12 +188,20 @@ class Settings:
     def machines_dir(self) -> pathlib.Path:
         return pathlib.Path(self.config_dir) / "machines"
 
+    @property
+    def state_dir(self) -> pathlib.Path:
+        return pathlib.Path(self.state.dir) if self.state.dir else pathlib.Path(self.config_dir) / "state"
+
 
 _SECTIONS: dict[str, type[Any]] = {"engine": EngineSettings, "kafka": KafkaSettings, "http": HttpSettings,
-                                   "metrics": MetricsSettings, "metering": MeteringSettings,
-                                   "logging": LoggingSettings, "workers": WorkersSettings}
+                                   "console": ConsoleSettings, "metrics": MetricsSettings, "metering": MeteringSettings,
+                                   "logging": LoggingSettings, "workers": WorkersSettings,
+                                   "state": StateSettings}
 _LEVELS = ("ALL", "ERROR", "FATAL", "OFF")
+# "*", name[:port], [ipv6][:port] or a bare IPv6 address (the syntax express.http.auth.HostAllowList reads)
+_HOST_ENTRY = re.compile(r"^(\*|[A-Za-z0-9_.-]+(:\d{1,5})?|\[[0-9A-Fa-f:.]+\](:\d{1,5})?|[0-9A-Fa-f:]*:[0-9A-Fa-f:.]+)$")
 _WORKER_HTTP = ("one", "all")
+STATE_SCHEMES = ("sqlite", "redis", "memory")
 
 
 def _coerce(value: Any, typ: Any, where: str, key: str) -> Any:
@@ -214,6 +251,13 @@ def _check_ranges(settings: Any, name: str, where: str) -> None:
             raise ConfigError(where, f"{name}.{f.name}", f"must not be negative, got {v}")
     if name == "http" and not 0 <= settings.port <= 65535:
         raise ConfigError(where, "http.port", f"must be a port number, got {settings.port}")
+    if name == "http" and settings.max_concurrent_sync < 1:
+        raise ConfigError(where, "http.max_concurrent_sync", "must be at least 1")
+    if name == "http":
+        for entry in filter(None, (e.strip() for e in settings.allowed_hosts.split(","))):
+            m = _HOST_ENTRY.match(entry)
+            if m is None or not 0 < int((m.group(2) or m.group(3) or ":80")[1:]) < 65536:
+                raise ConfigError(where, "http.allowed_hosts", f"not '*', a host or host:port: {entry!r}")
     if name == "kafka" and settings.max_in_flight < 1:
         raise ConfigError(where, "kafka.max_in_flight", "must be at least 1")
     if name == "engine" and settings.max_duration_s <= 0:
@@ -222,6 +266,9 @@ def _check_ranges(settings: Any, name: str, where: str) -> None:
         raise ConfigError(where, "workers.http", f"must be one of {', '.join(_WORKER_HTTP)}, got {settings.http!r}")
     if name == "workers" and settings.backoff_max_s < settings.backoff_initial_s:
         raise ConfigError(where, "workers.backoff_max_s", "must not be below workers.backoff_initial_s")
+    if name == "state" and settings.url and settings.url.partition(":")[0] not in STATE_SCHEMES:
+        raise ConfigError(where, "state.url", "expected sqlite:///PATH.db, sqlite:NAME.db, redis://HOST:PORT/DB or "
+                          f"memory:, got {settings.url!r}")
     if name == "logging" and settings.level not in _LEVELS:
         raise ConfigError(where, "logging.level", f"must be one of {', '.join(_LEVELS)}, got {settings.level!r}")
 

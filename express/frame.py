@@ -6,6 +6,7 @@ context-object fields of the state it is running. Compiled getters take ``(data,
 """
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 
@@ -13,17 +14,21 @@ class Execution:
     """What is fixed for one execution, plus its shared event counter."""
 
     __slots__ = (
-        "machine_name", "machine_arn", "name", "arn", "input", "start_time", "clock",
+        "machine_name", "machine_arn", "name", "_arn", "input", "start_time", "clock",
         "deadline", "real_deadline", "event_id", "transitions", "var_bytes", "limit", "log",
-        "parallel_steps", "metrics",
+        "parallel_steps", "metrics", "redrive_count",
+        # Set only by express.mocking's mocked Task states (invocations per state, retries
+        # included), left unset otherwise so that unmocked executions pay nothing for it.
+        "mock_calls",
     )
+    mock_calls: dict[str, int]  # annotation only: a class attribute would clash with the slot
 
-    def __init__(self, machine_name: str, machine_arn: str, name: str, arn: str, input: Any,
+    def __init__(self, machine_name: str, machine_arn: str, name: str, arn: str | None, input: Any,
                  start_time: float, clock: Any, deadline: float, real_deadline: float) -> None:
         self.machine_name = machine_name
         self.machine_arn = machine_arn
         self.name = name
-        self.arn = arn
+        self._arn = arn  # None: AWS's Express ARN, made when first asked for (see ``arn``)
         self.input = input
         self.start_time = start_time
         self.clock = clock
@@ -35,7 +40,19 @@ class Execution:
         self.limit = 256 * 1024  # payload limit in bytes (States.DataLimitExceeded above it)
         self.log: Any = None  # history.EventLog when the machine's logging level is not OFF
         self.parallel_steps = 0  # Map/Parallel steps run, for the billed-memory estimate
-        self.metrics = False  # record retries, catches, task durations (Engine(metrics=True))
+        self.metrics: Any = None  # the engine's MetricsRecorder: retries, catches, task durations
+        # $$.Execution.RedriveCount: AWS shows it (0) for StartExecution, not StartSyncExecution
+        self.redrive_count: int | None = None
+
+    @property
+    def arn(self) -> str:
+        """The execution ARN, ``arn:aws:states:REGION:ACCOUNT:express:MACHINE:NAME:UUID`` unless the
+        caller gave one; made on first use, since most executions never read it."""
+        arn = self._arn
+        if arn is None:
+            prefix = self.machine_arn.replace(":stateMachine:", ":express:", 1)
+            arn = self._arn = f"{prefix}:{self.name}:{uuid.uuid4()}"
+        return arn
 
 
 class Frame:
@@ -55,7 +72,7 @@ class Frame:
         self.vars: dict[str, Any] = {} if vars is None else vars
         self.state_name = ""
         self.entered_at = 0.0
-        self.retry_count = 0
+        self.retry_count: int | None = None  # None: the state has no Retry (no $$.State.RetryCount)
         self.map_item = map_item
         self.next: Any = None
 
@@ -64,21 +81,22 @@ class Frame:
         from express.timestamps import format_timestamp
 
         ex = self.execution
+        execution = {
+            "Id": ex.arn,
+            "Input": ex.input,
+            "Name": ex.name,
+            "RoleArn": "arn:aws:iam::000000000000:role/express",
+            "StartTime": format_timestamp(ex.start_time),
+        }
+        if ex.redrive_count is not None:
+            execution["RedriveCount"] = ex.redrive_count
+        state: dict[str, Any] = {"EnteredTime": format_timestamp(self.entered_at), "Name": self.state_name}
+        if self.retry_count is not None:  # Task, Parallel and Map: the states that can retry
+            state["RetryCount"] = self.retry_count
         obj: dict[str, Any] = {
-            "Execution": {
-                "Id": ex.arn,
-                "Input": ex.input,
-                "Name": ex.name,
-                "RoleArn": "arn:aws:iam::000000000000:role/express",
-                "StartTime": format_timestamp(ex.start_time),
-                "RedriveCount": 0,
-            },
+            "Execution": execution,
             "StateMachine": {"Id": ex.machine_arn, "Name": ex.machine_name},
-            "State": {
-                "EnteredTime": format_timestamp(self.entered_at),
-                "Name": self.state_name,
-                "RetryCount": self.retry_count,
-            },
+            "State": state,
         }
         if self.map_item is not None:
             obj["Map"] = {"Item": self.map_item}

@@ -13,8 +13,6 @@ from typing import Any
 
 import orjson
 
-from express.metrics import RECORDER
-
 LEVELS = ("ALL", "ERROR", "FATAL", "OFF")
 
 FATAL_EVENTS = frozenset({"ExecutionAborted", "ExecutionFailed", "ExecutionTimedOut"})
@@ -128,7 +126,7 @@ class LoggedState:
     def _entered(self, frame: Any, data: Any) -> EventLog:
         ex = frame.execution
         if ex.metrics:
-            RECORDER.event("state", ex.machine_name, self.kind)
+            ex.metrics.event("state", ex.machine_name, self.kind)
         log: EventLog = ex.log
         log.add(self.entered, {"name": self.name, "input": data})
         return log

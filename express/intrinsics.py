@@ -213,8 +213,9 @@ class _Parser:
         raise self.fail(pos, f"unexpected argument starting {self.s[pos:pos + 20]!r}")
 
     def string(self, pos: int) -> tuple[_Literal, int]:
-        """A quoted literal. Escapes: \\' \\{ \\} \\\\. Any other backslash is an "open escape",
-        which AWS reports at run time, not when the definition is created."""
+        """A quoted literal. Escapes: \\' \\{ \\} \\\\. Any other backslash is an "open escape":
+        AWS rejects a definition holding one (express.validation does too); a call compiled here
+        on its own fails when it runs."""
         s, n = self.s, self.n
         i = pos + 1
         value: list[str] = []  # the string's value

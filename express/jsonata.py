@@ -74,7 +74,9 @@ def compile_template(value: Any, field: str) -> Evaluator:
     except (SyntaxError, RecursionError, MemoryError):  # absurdly deep templates
         builder = _builder(value, field)
         return lambda states, frame: builder(states, frame.vars)
-    fn: Evaluator = namespace["_t"]
+    # popped, not read: the function must not sit in its own globals, or the cycle makes the
+    # garbage collector free the (thread-bound) JSONata objects on whatever thread it runs on
+    fn: Evaluator = namespace.pop("_t")
     return fn
 
 

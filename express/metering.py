@@ -15,7 +15,7 @@ from typing import Any
 
 import orjson
 
-from express.billing import DEFAULT_PRICES, Prices, bill, duration_cost
+from express.billing import DEFAULT_PRICES, Prices, duration_cost
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,14 +52,15 @@ class UsageRecord:
 
 
 def usage_record(machine: str, name: str, mode: str, status: str, start: float, duration_s: float,
-                 definition_bytes: int, payload_bytes: int, parallel_steps: int, transitions: int,
+                 billed_ms: int, billed_mb: int, memory_used_mb: float, transitions: int,
                  prices: Prices = DEFAULT_PRICES) -> UsageRecord:
-    """One execution's usage; its duration cost is priced at the first tier (monthly tiers are
+    """One execution's usage, with the billing the engine computed when it finished
+    (``ExecutionResult.billed_duration_ms``/``billed_memory_mb``; :mod:`express.billing`) and
+    AWS's memory estimate; its duration cost is priced at the first tier (monthly tiers are
     applied when usage is summarised)."""
-    b = bill(duration_s, definition_bytes, payload_bytes, parallel_steps)
-    return UsageRecord(machine, name, mode, status, start, duration_s * 1000.0, b.billed_duration_ms,
-                       b.billed_memory_mb, b.memory_used_mb, transitions, prices.per_request,
-                       duration_cost(b.gb_seconds, prices))
+    gb_seconds = billed_ms / 1000.0 * billed_mb / 1024.0
+    return UsageRecord(machine, name, mode, status, start, duration_s * 1000.0, billed_ms, billed_mb,
+                       memory_used_mb, transitions, prices.per_request, duration_cost(gb_seconds, prices))
 
 
 @dataclass(slots=True)

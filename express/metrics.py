@@ -6,15 +6,40 @@ plain integers and bucket counts (a few hundred nanoseconds), and :meth:`Recorde
 the deltas into the metrics below, on every scrape and once a second. With several worker
 processes, set ``PROMETHEUS_MULTIPROC_DIR`` (the supervisor does) and every process's flushes
 land in shared files, so a scrape of any worker shows the sum.
+
+Besides express's own metrics a scrape has ``express_build_info{version}``, the platform
+collector's ``python_info`` and the process collector's ``process_*`` series. With several
+workers, each worker's process figures are published (at most once a second, on a flush) into
+the shared files with a ``worker`` label (the worker index), so one scrape shows every worker's
+memory, CPU and start time (a restart changes its ``process_start_time_seconds``).
+No ``*_created`` series: they double the series count and nothing here needs them.
 """
 from __future__ import annotations
 
 import bisect
+import functools
 import os
-from collections.abc import Iterable
+import time
+from collections.abc import Iterable, Iterator
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    PlatformCollector,
+    ProcessCollector,
+    disable_created_metrics,
+    generate_latest,
+)
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+import express
+
+# process-wide switch of prometheus_client (also read by the multi-process collector's registry)
+disable_created_metrics()
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 
@@ -38,8 +63,9 @@ STATE_TRANSITIONS_BY_TYPE = Counter(
     "express_state_transitions_by_type", "State transitions by state type (machines with logging or "
     "metrics detail on)", ["machine", "state_type"], registry=REGISTRY)
 TASK_DURATION = Histogram(
-    "express_task_duration_seconds", "Task invocation duration", ["machine"],
-    buckets=DURATION_BUCKETS, registry=REGISTRY)
+    "express_task_duration_seconds", "Task invocation duration by integration (lambda, a service such as sqs, "
+    "aws-sdk, activity, function for a local callable) and outcome (SUCCEEDED, FAILED, TIMED_OUT)",
+    ["machine", "integration", "status"], buckets=DURATION_BUCKETS, registry=REGISTRY)
 RETRIES = Counter("express_retries", "Retries by ASL error name", ["machine", "error"], registry=REGISTRY)
 CATCHES = Counter("express_catches", "Errors caught by a Catcher", ["machine", "error"], registry=REGISTRY)
 IN_FLIGHT = Gauge(
@@ -48,9 +74,9 @@ IN_FLIGHT = Gauge(
 BILLED_DURATION = Counter(
     "express_billed_duration_seconds", "Billed duration (Express rounding: 100 ms steps, at least 100 ms)",
     ["machine"], registry=REGISTRY)
-BILLED_GB_SECONDS = Counter(
-    "express_billed_gb_seconds", "Billed GB-seconds (billed duration x billed memory)", ["machine"],
-    registry=REGISTRY)
+BILLED_GIGABYTE_SECONDS = Counter(
+    "express_billed_duration_gigabyte_seconds", "Billed GB-seconds (billed duration x billed memory in GB, "
+    "AWS's unit of Express duration pricing)", ["machine"], registry=REGISTRY)
 
 KAFKA_CONSUMED = Counter(
     "express_kafka_records_consumed", "Kafka records consumed", ["topic"], registry=REGISTRY)
@@ -68,6 +94,10 @@ HTTP_REQUESTS = Counter(
 HTTP_REQUEST_DURATION = Histogram(
     "express_http_request_duration_seconds", "HTTP API request duration", ["operation"],
     buckets=DURATION_BUCKETS, registry=REGISTRY)
+EXECUTIONS_THROTTLED = Counter(
+    "express_executions_throttled", "Executions refused for capacity before they ran (AWS's ExecutionThrottled): "
+    "ThrottlingException or ExecutionLimitExceeded, by machine and API operation", ["machine", "operation"],
+    registry=REGISTRY)
 LOG_RECORDS_DROPPED = Counter(
     "express_log_records_dropped", "Execution log or usage records dropped because a sink was full",
     ["sink"], registry=REGISTRY)
@@ -81,11 +111,13 @@ class Series:
     flush."""
 
     __slots__ = ("machine", "mode", "started", "succeeded", "failed", "timed_out", "transitions",
-                 "duration_sum", "buckets", "billed_s", "gb_s", "errors", "minimum_billed", "_last")
+                 "duration_sum", "bounds", "buckets", "billed_s", "gb_s", "errors", "minimum_billed", "_last")
 
     def __init__(self, machine: str, mode: str) -> None:
         self.machine = machine
         self.mode = mode
+        # the engine counts a minimum-billed success inline: buckets[bisect_left(bounds, duration)] += 1
+        self.bounds = DURATION_BUCKETS
         self.started = 0
         self.succeeded = 0
         self.failed = 0
@@ -139,7 +171,7 @@ class Series:
             _histogram_add(EXECUTION_DURATION.labels(machine, mode), delta, self.duration_sum - l_sum)
             minimum = self.minimum_billed - l_minimum
             BILLED_DURATION.labels(machine).inc(self.billed_s - l_billed + minimum * 0.1)
-            BILLED_GB_SECONDS.labels(machine).inc(self.gb_s - l_gb + minimum * 0.1 * 64 / 1024)
+            BILLED_GIGABYTE_SECONDS.labels(machine).inc(self.gb_s - l_gb + minimum * 0.1 * 64 / 1024)
         self._last = (self.started, self.succeeded, self.failed, self.timed_out, self.transitions,
                       self.duration_sum, list(self.buckets), self.billed_s, self.gb_s, dict(self.errors),
                       self.minimum_billed)
@@ -150,13 +182,14 @@ class Series:
 
 
 class Recorder:
-    """Per-process aggregation of execution outcomes; cheap enough for every execution."""
+    """Per-process aggregation of execution outcomes; cheap enough for every execution. An engine
+    counts in the one it is given (``Engine(metrics=RECORDER)``, see ``express.engine.MetricsRecorder``)."""
 
     def __init__(self) -> None:
         self._series: dict[tuple[str, str], Series] = {}
         self._flushed_in_flight: dict[str, int] = {}
         self._events: dict[tuple[str, ...], float] = {}
-        self._tasks: dict[str, tuple[list[int], list[float]]] = {}
+        self._tasks: dict[tuple[str, str, str], tuple[list[int], list[float]]] = {}
 
     def series(self, machine: str, mode: str) -> Series:
         """The (permanent) series of a machine and mode; keep it to count without lookups."""
@@ -178,10 +211,13 @@ class Recorder:
         key = (metric, *labels)
         self._events[key] = self._events.get(key, 0.0) + amount
 
-    def task(self, machine: str, seconds: float) -> None:
-        entry = self._tasks.get(machine)
+    def task(self, machine: str, seconds: float, resource: str = "", error: str | None = None) -> None:
+        """One Task invocation that returned (``error`` None) or failed with ASL error ``error``."""
+        status = "SUCCEEDED" if error is None else "TIMED_OUT" if error == "States.Timeout" else "FAILED"
+        key = (machine, resource, status)
+        entry = self._tasks.get(key)
         if entry is None:
-            entry = self._tasks[machine] = ([0] * (_N_BUCKETS + 1), [0.0])
+            entry = self._tasks[key] = ([0] * (_N_BUCKETS + 1), [0.0])
         entry[0][bisect.bisect_left(DURATION_BUCKETS, seconds)] += 1
         entry[1][0] += seconds
 
@@ -198,8 +234,34 @@ class Recorder:
         for (metric, *labels), amount in events.items():
             _EVENT_METRICS[metric].labels(*labels).inc(amount)
         tasks, self._tasks = self._tasks, {}
-        for machine, (buckets, total) in tasks.items():
-            _histogram_add(TASK_DURATION.labels(machine), buckets, total[0])
+        for (machine, resource, status), (buckets, total) in tasks.items():
+            _histogram_add(TASK_DURATION.labels(machine, integration(resource), status), buckets, total[0])
+        if _WORKER_PROCESS is not None:
+            _WORKER_PROCESS.publish()
+
+
+@functools.lru_cache(maxsize=1024)
+def integration(resource: str) -> str:
+    """The low-cardinality ``integration`` label of a Task resource: ``lambda`` (``lambda:invoke``
+    or a function ARN), the service of an optimized integration (``sqs``, ``dynamodb``...),
+    ``aws-sdk``, ``activity``, or ``function`` for a local callable named by the engine."""
+    if resource.startswith("arn:"):
+        parts = resource.split(":")
+        if len(parts) >= 6 and parts[2] == "states" and parts[3] == "" and parts[4] == "":
+            service = parts[5].split(".")[0][:32]
+            return service or "other"
+        if len(parts) >= 6 and parts[2] == "lambda":
+            return "lambda"
+        if len(parts) >= 6 and parts[2] == "states" and parts[5] == "activity":
+            return "activity"
+        return "other"
+    return "function"
+
+
+@functools.lru_cache(maxsize=256)
+def request_duration(operation: str) -> Any:
+    """The HTTP duration histogram child of an API operation (a bounded set), cached."""
+    return HTTP_REQUEST_DURATION.labels(operation)
 
 
 def _histogram_add(child: Any, buckets: list[int], total: float) -> None:
@@ -219,6 +281,62 @@ def multiprocess_dir() -> str | None:
     return os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
 
 
+class BuildInfo(Collector):
+    """``express_build_info{version} 1``: join on it to tell versions apart during a rollout."""
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        family = GaugeMetricFamily("express_build_info", "The running express version (always 1)",
+                                   labels=["version"])
+        family.add_metric([express.__version__], 1.0)
+        yield family
+
+
+ENV_WORKER_INDEX = "EXPRESS_WORKER_INDEX"  # as set by the supervisor (express.http.routing)
+
+
+class WorkerProcess:
+    """With several workers the process collector would only describe the worker that answers the
+    scrape; instead every worker copies its own figures into the shared files, labelled with its
+    index. Counters of a dead worker stay in the files (cpu stays monotonic per worker slot);
+    its gauges go with ``mark_process_dead``."""
+
+    GAUGES = ("process_virtual_memory_bytes", "process_resident_memory_bytes", "process_start_time_seconds",
+              "process_open_fds", "process_max_fds")
+
+    def __init__(self, worker: str) -> None:
+        self.worker = worker
+        self.source = ProcessCollector(registry=None)
+        own = CollectorRegistry()  # never exposed itself: the shared files are
+        self.cpu = Counter("process_cpu_seconds", "Total user and system CPU time spent in seconds",
+                           ["worker"], registry=own).labels(worker)
+        self.gauges = {name: Gauge(name, name.replace("_", " "), ["worker"], registry=own,
+                                   multiprocess_mode="livemax").labels(worker) for name in self.GAUGES}
+        self.cpu_seen = 0.0
+        self.next_at = 0.0
+
+    def publish(self) -> None:
+        now = time.monotonic()
+        if now < self.next_at:
+            return
+        self.next_at = now + 1.0
+        # /proc/self reads are served from kernel memory: no disk I/O on the event loop
+        for family in self.source.collect():
+            for sample in family.samples:
+                if sample.name == "process_cpu_seconds_total":
+                    if sample.value > self.cpu_seen:
+                        self.cpu.inc(sample.value - self.cpu_seen)
+                        self.cpu_seen = sample.value
+                elif sample.name in self.gauges:
+                    self.gauges[sample.name].set(sample.value)
+
+
+_WORKER_PROCESS = WorkerProcess(os.environ.get(ENV_WORKER_INDEX, "0")) if multiprocess_dir() else None
+if _WORKER_PROCESS is None:
+    ProcessCollector(registry=REGISTRY)
+PlatformCollector(registry=REGISTRY)
+REGISTRY.register(BuildInfo())
+
+
 def exposition(extra: Iterable[Recorder] = ()) -> bytes:
     """The text exposition for /metrics: this process's counters flushed first; with several
     worker processes, the sum over all of them."""
@@ -231,5 +349,7 @@ def exposition(extra: Iterable[Recorder] = ()) -> bytes:
 
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry, path=directory)
+        PlatformCollector(registry=registry)
+        registry.register(BuildInfo())
         return bytes(generate_latest(registry))
     return bytes(generate_latest(REGISTRY))

@@ -120,8 +120,15 @@ def compile_template(template: Any, field: str = "Parameters") -> Template:
         f"    try:\n        return {body}\n"
         "    except (KeyError, TypeError, IndexError, _PathMissing):\n        return _slow(d, f)\n"
     )
+    try:
+        code = compile(src, f"<express:{field}>", "exec")
+    except (SyntaxError, RecursionError, MemoryError):
+        # CPython's parser stops at 200 nested brackets ("too many nested parentheses"), short
+        # of the nesting a definition may have (express.limits.MAX_DEPTH): run such a template
+        # node by node instead.
+        return slow
     ns: dict[str, Any] = {"_idx": jsonpath._idx, "_slow": slow, "_PathMissing": PathMissing, **gen.env}
-    exec(compile(src, f"<express:{field}>", "exec"), ns)  # noqa: S102 - built from repr() literals
+    exec(code, ns)  # noqa: S102 - built from repr() literals
     fn: Template = ns["template"]
     return fn
 

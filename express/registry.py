@@ -1,11 +1,14 @@
 """The named state machines a service runs: those in ``<config>/machines/NAME.asl.json`` at start,
-plus any created over the API (kept in memory)."""
+plus those created over the API. With a store (:mod:`express.store`, attached by the service) the
+API's machines are the store's, followed by every worker (:mod:`express.store.follower`); the
+registry is each process's compiled cache of them. Without one they live in this process only."""
 from __future__ import annotations
 
+import asyncio
 import importlib
 import time
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -17,6 +20,8 @@ from express.errors import DefinitionError
 from express.history import LoggingConfig
 
 MACHINE_SUFFIX = ".asl.json"
+DEFAULT_ENCRYPTION = {"type": "AWS_OWNED_KEY"}  # what AWS describes for a machine created without one
+INLINE_COMPILE_BYTES = 64 * 1024  # larger definitions compile in a worker thread (unless JSONata)
 
 
 @dataclass(slots=True)
@@ -27,6 +32,17 @@ class Entry:
     role_arn: str = "arn:aws:iam::000000000000:role/express"
     logging: dict[str, Any] | None = None
     type: str = "EXPRESS"
+    tracing: bool = False
+    # AWS gives a machine a revision id only once an UpdateStateMachine has changed it
+    revision_id: str | None = None
+    tags: list[dict[str, str]] = field(default_factory=list)
+    encryption: dict[str, Any] = field(default_factory=lambda: dict(DEFAULT_ENCRYPTION))
+    # DescribeStateMachine's variableReferences, and the definition text they were computed for
+    references: dict[str, list[str]] = field(default_factory=dict)
+    references_of: str | None = None
+    # where it comes from: a file of the machines folder (never changed by the store), else the API
+    from_config: bool = False
+    seq: int = 0  # the store's change sequence of this version (0: not from the store)
 
 
 def load_function(spec: str, where: str, key: str) -> Callable[..., Any]:
@@ -48,6 +64,12 @@ class Registry:
         self.engine = engine
         self.settings = settings
         self._entries: dict[str, Entry] = {}
+        # express.mocking.MockConfig whose test cases executions of ``ARN#CASE`` run (serve --mock-config)
+        self.mock_config: Any = None
+        # express.store.MachineStore holding the API's machines, and the follower keeping this
+        # registry up to date with it (both set by the service; None: machines live in memory)
+        self.store: Any = None
+        self.follower: Any = None
 
     @classmethod
     def from_settings(cls, settings: Settings, *, usage_sink: Any = None, log_sink: Any = None,
@@ -65,7 +87,7 @@ class Registry:
             for path in sorted(mdir.glob("*" + MACHINE_SUFFIX)):
                 name = path.name[: -len(MACHINE_SUFFIX)]
                 try:
-                    registry.put(name, path.read_text())
+                    registry.put(name, path.read_text()).from_config = True
                 except DefinitionError as e:
                     raise ConfigError(str(path), "definition", "; ".join(str(p) for p in e.problems)) from None
         for topic, machine in settings.bindings.items():
@@ -88,6 +110,8 @@ class Registry:
         machine = self.engine.compile(text, name=name, logging=config)
         entry = Entry(machine, text, time.time())
         entry.logging = {"level": config.level, "includeExecutionData": config.include_execution_data}
+        previous = self._entries.get(name)
+        entry.from_config = previous is not None and previous.from_config  # a reloaded file stays a file's
         self._entries[name] = entry
         return entry
 
@@ -96,6 +120,18 @@ class Registry:
         entry = Entry(machine, definition_text, time.time())
         self._entries[name] = entry
         return entry
+
+    def install(self, entry: Entry, name: str) -> None:
+        self._entries[name] = entry
+
+    async def compile_async(self, text: str, name: str, logging: Mapping[str, Any] | None = None) -> Machine:
+        """Compile, off the event loop when the definition is large (DefinitionError as compile)."""
+        # jsonatapy's compiled expressions must live and die on the thread that made them (they
+        # panic otherwise), so definitions that may hold JSONata always compile on the loop.
+        config = self.logging_for(name, logging)
+        if len(text) > INLINE_COMPILE_BYTES and "JSONata" not in text:
+            return await asyncio.to_thread(self.engine.compile, text, name, config)
+        return self.engine.compile(text, name, config)
 
     def get(self, name: str) -> Machine | None:
         entry = self._entries.get(name)

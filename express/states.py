@@ -19,8 +19,18 @@ import orjson
 from express import errors
 from express.errors import ASLError, ExecutionTimedOut, PathMissing
 from express.frame import Frame
-from express.metrics import RECORDER
-from express.runner import Block, sleep_within_deadline
+from express.jsonpath import parse_path
+from express.limits import MAX_DEPTH, deeper_than, json_size, written_too_deep
+from express.runner import (
+    FIRST_RUNS,
+    TURNS,
+    Block,
+    Pace,
+    Suspended,
+    check_deadline,
+    give_back,
+    sleep_within_deadline,
+)
 
 Fn = Callable[[Any, Frame], Any]
 MAX_PAYLOAD_BYTES = 256 * 1024
@@ -41,10 +51,33 @@ def invalid_path(e: PathMissing) -> ASLError:
 
 
 def payload_size(value: Any) -> int:
+    """Bytes of ``value`` as JSON. Measured one level down, so that orjson itself refuses a value
+    nested deeper than MAX_DEPTH: that, or an integer it cannot write, fails with States.Runtime
+    (express.limits)."""
     try:
-        return len(orjson.dumps(value))
+        return len(orjson.dumps([value])) - 2
     except TypeError:
-        return len(orjson.dumps(value, default=str))
+        return json_size(value, "a value the state built")
+
+
+def written_size(value: Any, depth: int) -> int:
+    """payload_size of a result a ResultPath writes ``depth`` levels down into the state's data:
+    measured that much deeper again, so that the data it lands in nests at most MAX_DEPTH levels."""
+    if depth == 1:  # the common "$.key"
+        box = [[value]]
+    elif depth == 2:
+        box = [[[value]]]
+    else:
+        box = [value]
+        for _ in range(depth):
+            box = [box]
+    try:
+        return len(orjson.dumps(box)) - 2 * depth - 2
+    except TypeError:
+        size = json_size(value, "the state's result")  # raises when it cannot be written at all
+        if deeper_than(value, MAX_DEPTH - depth):
+            raise written_too_deep(value, depth) from None
+        return size
 
 
 def too_large(name: str) -> ASLError:
@@ -112,6 +145,13 @@ class Dataflow:
 
     def states_binding(self, raw: Any, frame: Frame) -> dict[str, Any]:
         return {"input": raw, "context": frame.context_object()}
+
+
+def _path_depth(path: Any) -> int:
+    try:
+        return len(parse_path(path).segments) if isinstance(path, str) else 0
+    except ValueError:
+        return 0
 
 
 def _discard(raw: Any, result: Any) -> Any:
@@ -202,6 +242,7 @@ def error_output(e: ASLError) -> dict[str, Any]:
 class State:
     is_async = False
     events = 2  # Entered + Exited, for the AWS event ids quoted in causes
+    retry_base: int | None = None  # $$.State.RetryCount on entry; None: this state type has none
 
     def __init__(self, name: str, spec: dict[str, Any], flow: Dataflow) -> None:
         self.name = name
@@ -213,6 +254,7 @@ class State:
         rp = spec.get("ResultPath")
         # what a ResultPath write adds around the value: the key (path text bounds it), quotes, colon, comma
         self.result_key_bytes = len(rp) + 4 if isinstance(rp, str) else 0
+        self.result_depth = _path_depth(rp)  # how many levels down a ResultPath writes
 
     def step(self, frame: Frame, data: Any) -> tuple[State | None, Any]:
         raise NotImplementedError
@@ -227,7 +269,7 @@ class State:
         if self.track_context:
             frame.state_name = self.name
             frame.entered_at = ex.clock.now()
-            frame.retry_count = 0
+            frame.retry_count = self.retry_base
         return entered
 
     def finish(self, frame: Frame, raw: Any, result: Any, assign_input: Any) -> Any:
@@ -244,13 +286,11 @@ class State:
                 apply_assign(frame, new_vars)
             measured(frame, self.name, out)
             return out
-        if flow.assign is not None:
-            apply_assign(frame, flow.assign(assign_input, frame, None))
         rp = flow.result_path
         if rp is None:
             measured(frame, self.name, result)
         elif rp is not _discard:
-            added = payload_size(result) + self.result_key_bytes
+            added = written_size(result, self.result_depth) + self.result_key_bytes
             try:
                 result = rp(raw, result)
             except PathMissing as e:
@@ -260,6 +300,10 @@ class State:
             result = raw
         if flow.output_path is not None:
             result = flow.output_path(result, frame)
+        if flow.assign is not None:
+            # last: Assign's values take effect when the state ends, so OutputPath (which may read
+            # variables) saw the old ones; nothing before changes variables or ``assign_input``
+            apply_assign(frame, flow.assign(assign_input, frame, None))
         return result
 
 
@@ -293,7 +337,8 @@ class PassState(State):
         ResultPath, no InputPath/OutputPath/Assign): the bulk of real Pass states."""
         flow = self.flow
         if (flow.jsonata or self.track_context or flow.assign is not None
-                or flow.input_path is not None or flow.output_path is not None):
+                or flow.input_path is not None or flow.output_path is not None
+                or flow.parameters is not None):
             return
         result = self.result
         rp = flow.result_path
@@ -303,6 +348,7 @@ class PassState(State):
         generic = self.step
         key_bytes = self.result_key_bytes
         dumps = orjson.dumps
+        deep_bytes = 2 * MAX_DEPTH  # a value nested d levels deep is at least 2*d bytes of JSON
         if result is None or (rp is not None and key is None):
             return
 
@@ -312,10 +358,10 @@ class PassState(State):
                 ex.event_id += 2
                 try:
                     out = result(data, frame)
+                    measured(frame, name, out)
                 except ASLError as e:
                     locate(e, name, ex.event_id - 1)
                     raise
-                measured(frame, name, out)
                 return nxt, out
 
             self.step = step_replace  # type: ignore[method-assign]
@@ -333,7 +379,17 @@ class PassState(State):
                 raise
             out = data.copy()
             out[key] = r
-            size = frame.size + len(dumps(r)) + key_bytes
+            try:
+                n = len(dumps(r))
+            except TypeError:
+                n = -1
+            if n >= deep_bytes or n < 0:  # only then can r nest too deeply to be written one level down
+                try:
+                    n = written_size(r, 1)
+                except ASLError as e:
+                    locate(e, name, ex.event_id - 1)
+                    raise
+            size = frame.size + n + key_bytes
             if size > ex.limit:
                 remeasure(frame, name, out)
             else:
@@ -406,6 +462,8 @@ class ChoiceState(State):
                     if pred(states, frame):
                         out = output(states, frame) if output is not None else (
                             flow.output(states, frame) if flow.output is not None else data)
+                        if out is not data:
+                            measured(frame, self.name, out)
                         if assign is not None:
                             apply_assign(frame, assign(data, frame, states))
                         frame.execution.event_id += 1
@@ -414,9 +472,9 @@ class ChoiceState(State):
             eff = data if flow.input_path is None else flow.input_path(data, frame)
             for pred, nxt, assign, _ in self.resolved:
                 if pred(eff, frame):
-                    if assign is not None:
-                        apply_assign(frame, assign(eff, frame, None))
                     out = eff if flow.output_path is None else flow.output_path(eff, frame)
+                    if assign is not None:  # after OutputPath, which sees the variables as they were
+                        apply_assign(frame, assign(eff, frame, None))
                     frame.execution.event_id += 1
                     return nxt, out
             return self._default(frame, data, eff, None)
@@ -428,12 +486,14 @@ class ChoiceState(State):
         if self.default is None:
             raise ASLError(errors.NO_CHOICE_MATCHED, "No Matches!", located=True)
         flow = self.flow
-        if flow.assign is not None:
-            apply_assign(frame, flow.assign(eff, frame, states))
         if flow.jsonata:
             out = flow.output(states, frame) if flow.output is not None else raw
+            if out is not raw:
+                measured(frame, self.name, out)
         else:
             out = eff if flow.output_path is None else flow.output_path(eff, frame)
+        if flow.assign is not None:  # after the output, which sees the variables as they were
+            apply_assign(frame, flow.assign(eff, frame, states))
         frame.execution.event_id += 1
         return self.default, out
 
@@ -465,9 +525,9 @@ class WaitState(State):
             if flow.jsonata:
                 out = self.finish(frame, data, data, data)
             else:
-                if flow.assign is not None:
-                    apply_assign(frame, flow.assign(eff, frame, None))
                 out = eff if flow.output_path is None else flow.output_path(eff, frame)
+                if flow.assign is not None:  # after OutputPath, which sees the variables as they were
+                    apply_assign(frame, flow.assign(eff, frame, None))
         except ASLError as e:
             locate(e, self.name, entered)
             raise
@@ -483,6 +543,7 @@ class RecoverableState(State):
 
     is_async = True
     attempt_events = 3  # events one failed attempt adds (e.g. Scheduled, Started, Failed)
+    retry_base = 0
 
     def __init__(self, name: str, spec: dict[str, Any], flow: Dataflow,
                  retriers: list[Retrier], catchers: list[Catcher]) -> None:
@@ -518,7 +579,7 @@ class RecoverableState(State):
                     counts[retrier_index] += 1
                     frame.retry_count = sum(counts)
                     if frame.execution.metrics:
-                        RECORDER.event("retry", frame.execution.machine_name, error.error[:64])
+                        frame.execution.metrics.event("retry", frame.execution.machine_name, error.error[:64])
                     await sleep_within_deadline(frame.execution, r.delay(counts[retrier_index]))
                     continue
             if self.failed_event is not None and frame.execution.log is not None:
@@ -526,7 +587,7 @@ class RecoverableState(State):
             for c in self.catchers:
                 if errors.matches(error.error, c.errors):
                     if frame.execution.metrics:
-                        RECORDER.event("catch", frame.execution.machine_name, error.error[:64])
+                        frame.execution.metrics.event("catch", frame.execution.machine_name, error.error[:64])
                     return c.next, self.caught(frame, data, error, c)
             raise error
 
@@ -590,8 +651,12 @@ class TaskState(RecoverableState):
             result = await self._logged_invoke(log, eff, frame, timeout)
         elif ex.metrics:
             started = ex.clock.now()
-            result = await self.invoke(eff, frame, timeout)
-            RECORDER.task(ex.machine_name, ex.clock.now() - started)
+            try:
+                result = await self.invoke(eff, frame, timeout)
+            except ASLError as e:
+                ex.metrics.task(ex.machine_name, ex.clock.now() - started, self.resource, e.error)
+                raise
+            ex.metrics.task(ex.machine_name, ex.clock.now() - started, self.resource)
         else:
             result = await self.invoke(eff, frame, timeout)
         if flow.jsonata:
@@ -612,9 +677,13 @@ class TaskState(RecoverableState):
         except ASLError as e:
             kind = "LambdaFunctionTimedOut" if e.error == errors.TIMEOUT else "LambdaFunctionFailed"
             log.add(kind, {"error": e.error, "cause": e.cause})
+            if frame.execution.metrics:
+                frame.execution.metrics.task(frame.execution.machine_name, frame.execution.clock.now() - started,
+                                             self.resource, e.error)
             raise
         if frame.execution.metrics:
-            RECORDER.task(frame.execution.machine_name, frame.execution.clock.now() - started)
+            frame.execution.metrics.task(frame.execution.machine_name, frame.execution.clock.now() - started,
+                                         self.resource)
         log.add("LambdaFunctionSucceeded", {"output": result})
         return result
 
@@ -642,7 +711,18 @@ class ParallelState(RecoverableState):
             eff = flow.effective_input(raw, frame)
         size = frame.size if eff is raw else payload_size(eff)
         if not self.inner_async:
-            results = [b.run_sync(inner_frame(frame, size), eff) for b in self.branches]
+            results = []
+            left, pace = FIRST_RUNS, None
+            for b in self.branches:
+                scope = inner_frame(frame, size)
+                try:
+                    results.append(b.run_sync(scope, eff))
+                except Suspended as s:  # its slice of the loop is used up: on in the yielding runner
+                    results.append(await b.resume(scope, s))
+                left -= 1
+                if not left:
+                    pace = pace or Pace(FIRST_RUNS)
+                    left = await paced(ex, pace)
         else:
             jobs: list[Callable[[], Any]] = [
                 functools.partial(b.run, inner_frame(frame, size), eff) for b in self.branches]
@@ -653,6 +733,14 @@ class ParallelState(RecoverableState):
         if not flow.jsonata and flow.result_selector is not None:
             results = flow.result_selector(results, frame)
         return self.finish(frame, raw, results, results)
+
+
+async def paced(ex: Any, pace: Pace) -> int:
+    """A checkpoint between two batches of synchronous runs (branches, iterations): enforces the
+    deadline, gives the loop back if the slice is used up; returns the next batch's size."""
+    if pace.checkpoint(check_deadline(ex)):
+        await give_back(ex)
+    return pace.size
 
 
 def inner_frame(frame: Frame, size: int, isolated: bool = False) -> Frame:
@@ -733,17 +821,24 @@ class MapState(RecoverableState):
         items = self.items(eff, frame, states)
         limit = self.max_concurrency(eff, frame, states)
         pct, count = self.tolerated(eff, frame, states)
-        inputs = []
         # Items are parts of the state's input, so its size bounds theirs; selected items are new data.
-        item_size = frame.size if self.item_selector is None else -1
-        for i, item in enumerate(items):
-            if self.item_selector is not None:
+        selector = self.item_selector
+        item_size = frame.size if selector is None else -1
+        left, pace = FIRST_RUNS, None
+        if selector is None:
+            inputs = list(items)
+        else:
+            inputs = []
+            for i, item in enumerate(items):
                 sel_frame = Frame(ex, frame.vars, {"Index": i, "Value": item})
                 sel_frame.state_name = frame.state_name
                 sel_frame.entered_at = frame.entered_at
-                inputs.append(self.item_selector(eff, sel_frame, states))
-            else:
-                inputs.append(item)
+                sel_frame.retry_count = frame.retry_count
+                inputs.append(selector(eff, sel_frame, states))
+                left -= 1
+                if not left:
+                    pace = pace or Pace(FIRST_RUNS)
+                    left = await paced(ex, pace)
         processor = self.processor
         if ex.log is not None:
             ex.log.add("MapStateStarted", {"length": len(inputs)})
@@ -751,19 +846,26 @@ class MapState(RecoverableState):
         elif pct is None and count is None:
             if not processor.is_async:
                 results = []
-                if not processor.assigns:
-                    # nothing in the iterations writes variables: they can share one scope
-                    shared = inner_frame(frame, 0, self.distributed)
-                    for v in inputs:
+                # nothing in the iterations writes variables: they can share one scope
+                shared = None if processor.assigns else inner_frame(frame, 0, self.distributed)
+                lo, n, batch = 0, len(inputs), left
+                while lo < n:
+                    for v in inputs if lo == 0 and batch >= n else inputs[lo:lo + batch]:
                         ex.event_id += 1  # MapIterationStarted
-                        shared.size = item_size if item_size >= 0 else payload_size(v)
-                        results.append(processor.run_sync(shared, v))
+                        if shared is None:
+                            scope = inner_frame(frame, _size(v, item_size), self.distributed)
+                        else:
+                            scope = shared
+                            shared.size = item_size if item_size >= 0 else payload_size(v)
+                        try:
+                            results.append(processor.run_sync(scope, v))
+                        except Suspended as s:  # its slice of the loop is used up: on in the yielding runner
+                            results.append(await processor.resume(scope, s))
                         ex.event_id += 1  # MapIterationSucceeded
-                else:
-                    for v in inputs:
-                        ex.event_id += 1  # MapIterationStarted
-                        results.append(processor.run_sync(inner_frame(frame, _size(v, item_size), self.distributed), v))
-                        ex.event_id += 1  # MapIterationSucceeded
+                    lo += batch
+                    if lo < n:
+                        pace = pace or Pace(batch)
+                        batch = await paced(ex, pace)
             else:
                 jobs: list[Callable[[], Any]] = [functools.partial(self._iteration, frame, v, item_size) for v in inputs]
                 results = await run_concurrently(jobs, min(limit, 40) if limit else 40)
@@ -798,11 +900,20 @@ class MapState(RecoverableState):
 
     async def _iteration(self, frame: Frame, value: Any, size: int) -> Any:
         ex = frame.execution
+        # Iterations run as tasks, many ready at once: each starts within the slice or waits its turn.
+        now = check_deadline(ex)
+        if now >= TURNS.until and TURNS.must_wait(now):
+            await give_back(ex)
         ex.event_id += 1
-        if self.processor.is_async:
-            out = await self.processor.run(inner_frame(frame, _size(value, size), self.distributed), value)
+        processor = self.processor
+        scope = inner_frame(frame, _size(value, size), self.distributed)
+        if processor.is_async:
+            out = await processor.run(scope, value)
         else:
-            out = self.processor.run_sync(inner_frame(frame, _size(value, size), self.distributed), value)
+            try:
+                out = processor.run_sync(scope, value)
+            except Suspended as s:  # its slice of the loop is used up: on in the yielding runner
+                out = await processor.resume(scope, s)
         ex.event_id += 1
         return out
 

@@ -21,6 +21,7 @@ from typing import Any
 
 from express.errors import ALL, Problem
 from express.jsonpath import parse_path
+from express.limits import MAX_DEPTH, MAX_INT, MIN_INT
 from express.payload import json_type
 from express.timestamps import parse_timestamp
 
@@ -34,6 +35,7 @@ MISSING_END = "MISSING_END_STATE"
 INVALID_JSON_PATH = "INVALID_JSON_PATH"
 INVALID_REFERENCE_PATH = "INVALID_REFERENCE_PATH"
 INVALID_INTRINSIC = "INVALID_INTRINSIC_FUNCTION"
+RFC3339_MESSAGE = "String does not match RFC3339 timestamp"
 
 JSONPATH = "JSONPath"
 JSONATA = "JSONata"
@@ -46,6 +48,7 @@ MAX_RETRY_SECONDS = 99_999_999
 MAX_DELAY_SECONDS = 31_622_400
 
 STATE_TYPES = ("Task", "Pass", "Choice", "Wait", "Succeed", "Fail", "Parallel", "Map")
+AWS_STATE_TYPE_ORDER = ("Task", "Wait", "Pass", "Succeed", "Fail", "Choice", "Parallel", "Map")
 
 # Fields only meaningful under one query language.
 JSONPATH_ONLY = frozenset({
@@ -152,6 +155,10 @@ def _ptr(base: str, *tokens: Any) -> str:
     return base + "".join("/" + _esc(t) for t in tokens)
 
 
+def _enum_message(field: str, values: tuple[str, ...]) -> str:
+    return f"The field '{field}' should have one of these values: [{', '.join(values)}]"
+
+
 def _is_int(v: Any) -> bool:
     if isinstance(v, bool):
         return False
@@ -193,6 +200,10 @@ def _jayway_function_path(v: str) -> bool:
 
 class _IntrinsicError(ValueError):
     pass
+
+
+class _EscapeError(_IntrinsicError):
+    """A backslash in a string literal before anything but ' { } or \\ (AWS rejects the call)."""
 
 
 class _IntrinsicParser:
@@ -259,6 +270,9 @@ class _IntrinsicParser:
             while self.i < n:
                 ch = s[self.i]
                 if ch == "\\":
+                    nxt = s[self.i + 1] if self.i + 1 < n else ""
+                    if nxt not in ("'", "{", "}", "\\"):
+                        raise _EscapeError(f"invalid escape sequence '\\{nxt}' at position {self.i}")
                     self.i += 2
                     continue
                 if ch == "'":
@@ -303,6 +317,9 @@ class _Validator:
         self.problems: list[Problem] = []
         self.names: set[str] = set()
         self.top_lang = JSONPATH
+        # a state without a valid Type: its transitions are unknown, so AWS reports no
+        # terminal-state or reachability problem for its block
+        self.untyped = False
 
     def add(self, pointer: str, code: str, message: str) -> None:
         self.problems.append(Problem(pointer, code, message))
@@ -311,7 +328,7 @@ class _Validator:
 
     def require(self, obj: dict, field: str, ptr: str) -> bool:
         if field not in obj:
-            self.add(ptr, SCHEMA, f"Field '{field}' is required")
+            self.add(ptr, SCHEMA, f"These fields are required: [{field}]")
             return False
         return True
 
@@ -353,9 +370,7 @@ class _Validator:
 
     def expect_enum(self, obj: dict, field: str, ptr: str, values: tuple[str, ...]) -> None:
         if field in obj and obj[field] not in values:
-            self.add(_ptr(ptr, field), SCHEMA,
-                     f"The value for the field '{field}' must be one of {', '.join(values)}"
-                     f", got {obj[field]!r}")
+            self.add(_ptr(ptr, field), SCHEMA, _enum_message(field, values))
 
     def exclusive(self, obj: dict, a: str, b: str, ptr: str) -> None:
         if a in obj and b in obj:
@@ -396,9 +411,12 @@ class _Validator:
             self.add(p, INVALID_REFERENCE_PATH,
                      f"The value for the field '{field}' must be a valid ReferencePath: {v}")
 
-    def intrinsic(self, v: str, field: str, p: str) -> None:
+    def intrinsic(self, v: str, field: str, p: str, root: str | None = None) -> None:
         try:
             paths = _IntrinsicParser(v).parse()
+        except _EscapeError:
+            self.not_path_or_intrinsic(field, p if root is None else root)
+            return
         except _IntrinsicError as e:
             self.add(p, INVALID_INTRINSIC,
                      f"The value for the field '{field}' must be a valid intrinsic function call: {e}")
@@ -420,7 +438,8 @@ class _Validator:
     # --- payload templates (JSONPath) ---
 
     def template(self, value: Any, ptr: str) -> None:
-        """Walk a JSONPath payload template: ``.$`` keys need a path or an intrinsic call."""
+        """Walk a JSONPath payload template: ``.$`` keys need a path or an intrinsic call.
+        A value that is neither is reported at the template (``ptr``), as AWS does."""
         stack = [(value, ptr)]
         while stack:
             node, p = stack.pop()
@@ -439,11 +458,11 @@ class _Validator:
                         self.add(kp, SCHEMA,
                                  f"The field '{k[:-2]}' appears more than once (as '{k[:-2]}' "
                                  f"and '{k}')")
-                    self.template_value(k, v, kp)
+                    self.template_value(k, v, kp, ptr)
                 elif isinstance(v, (dict, list)):
                     stack.append((v, kp))
 
-    def template_value(self, key: str, v: Any, p: str) -> None:
+    def template_value(self, key: str, v: Any, p: str, root: str) -> None:
         if not isinstance(v, str):
             self.add(p, SCHEMA,
                      f"The value for the field '{key}' must be a STRING that contains a JSONPath"
@@ -453,11 +472,13 @@ class _Validator:
         if s.startswith("$"):
             self.path_text(v, key, p, reference=False)
         elif s.startswith("States."):
-            self.intrinsic(v, key, p)
+            self.intrinsic(v, key, p, root)
         else:
-            self.add(p, SCHEMA,
-                     f"The value for the field '{key}' must be a valid JSONPath or a valid "
-                     f"intrinsic function call")
+            self.not_path_or_intrinsic(key, root)
+
+    def not_path_or_intrinsic(self, key: str, p: str) -> None:
+        self.add(p, SCHEMA, f"The value for the field '{key}' must be a valid JSONPath or a valid "
+                            f"intrinsic function call")
 
     def template_field(self, obj: dict, field: str, ptr: str, lang: str,
                        object_only: bool = True) -> None:
@@ -506,7 +527,7 @@ class _Validator:
             seen.add(name)
             if lang == JSONPATH:
                 if k.endswith(".$"):
-                    self.template_value(k, val, kp)
+                    self.template_value(k, val, kp, p)
                 elif isinstance(val, (dict, list)):
                     self.template(val, kp)
 
@@ -535,8 +556,10 @@ class _Validator:
 
     def block(self, d: dict, ptr: str) -> None:
         """A ``{StartAt, States}`` container: the machine, a branch or an item processor."""
-        has_start = self.require(d, "StartAt", ptr)
-        has_states = self.require(d, "States", ptr)
+        missing = [f for f in ("StartAt", "States") if f not in d]
+        if missing:  # AWS lists every missing field in one problem
+            self.add(ptr, SCHEMA, f"These fields are required: [{', '.join(missing)}]")
+        has_start, has_states = "StartAt" in d, "States" in d
         start = d.get("StartAt")
         if has_start and not isinstance(start, str):
             self.expect_string(d, "StartAt", ptr)
@@ -553,6 +576,7 @@ class _Validator:
         sptr = _ptr(ptr, "States")
         edges: dict[str, list[str]] = {}
         terminal = False
+        outer_untyped, self.untyped = self.untyped, False
         for name, state in states.items():
             p = _ptr(sptr, name)
             if len(name) > MAX_STATE_NAME:
@@ -567,10 +591,11 @@ class _Validator:
             if self.state(state, p, states, targets):
                 terminal = True
             edges[name] = targets
+        untyped, self.untyped = self.untyped, outer_untyped
         if start is not None and start not in states:
             self.add(_ptr(ptr, "StartAt"), MISSING_TARGET, f"Missing 'Next' target: {start}")
             return
-        if not states or start is None:
+        if not states or start is None or untyped:
             return
         if not terminal:
             self.add(ptr, MISSING_END, "Workflow has no terminal state")
@@ -605,12 +630,12 @@ class _Validator:
             self.add(p, SCHEMA, f"A state must be a JSON object, got {_type_name(s)}")
             return False
         if not self.require(s, "Type", p):
+            self.untyped = True
             return False
         typ = s["Type"]
         if typ not in STATE_TYPES:
-            self.add(_ptr(p, "Type"), SCHEMA,
-                     f"The value for the field 'Type' must be one of {', '.join(STATE_TYPES)}"
-                     f", got {typ!r}")
+            self.add(_ptr(p, "Type"), SCHEMA, _enum_message("Type", AWS_STATE_TYPE_ORDER))
+            self.untyped = True
             return False
         lang = self.top_lang
         if "QueryLanguage" in s:
@@ -712,8 +737,9 @@ class _Validator:
                 self.add(rp, SCHEMA,
                          "Express state machine does not support '.sync' service integration")
             elif res.endswith(".waitForTaskToken"):
+                # sic: AWS's message ends with a space
                 self.add(rp, SCHEMA, "Express state machine does not support "
-                                     "'.waitForTaskToken' service integration")
+                                     "'.waitForTaskToken' service integration ")
             elif _ACTIVITY_ARN.match(res):
                 self.add(rp, SCHEMA, "Express state machine does not support Activity ARN")
         self.exclusive(s, "TimeoutSeconds", "TimeoutSecondsPath", p)
@@ -731,6 +757,10 @@ class _Validator:
                      "for the field 'TimeoutSeconds'")
         if "Credentials" in s:
             self.template_field(s, "Credentials", p, lang)
+            cred = s["Credentials"]
+            if isinstance(cred, dict) and "RoleArn" not in cred and (
+                    lang == JSONATA or "RoleArn.$" not in cred):
+                self.add(_ptr(p, "Credentials"), SCHEMA, "The field 'RoleArn' is required but was missing")
 
     def state_pass(self, s: dict, p: str, lang: str, states: dict, targets: list[str]) -> None:
         pass  # Result is any JSON; Parameters/ResultPath checked in common I/O
@@ -759,8 +789,7 @@ class _Validator:
         if "Timestamp" in s:
             v = s["Timestamp"]
             if not (jsonata and _is_jsonata(v)) and parse_timestamp(v) is None:
-                self.add(_ptr(p, "Timestamp"), SCHEMA,
-                         "The value for the field 'Timestamp' must be a valid RFC3339 timestamp")
+                self.add(_ptr(p, "Timestamp"), SCHEMA, RFC3339_MESSAGE)
         if lang == JSONPATH:
             self.path(s, "SecondsPath", p, reference=True)
             self.path(s, "TimestampPath", p, reference=True)
@@ -882,8 +911,7 @@ class _Validator:
         if kind == "path":
             self.path(r, op, p)
         elif kind == "timestamp" and parse_timestamp(v) is None:
-            self.add(_ptr(p, op), SCHEMA,
-                     f"The value for the field '{op}' must be a valid RFC3339 timestamp")
+            self.add(_ptr(p, op), SCHEMA, RFC3339_MESSAGE)
 
     # --- Parallel / Map ---
 
@@ -1064,6 +1092,9 @@ class _Validator:
 
 def validate(definition: Any) -> list[Problem]:
     """Every problem in an already-parsed ASL definition; ``[]`` when it is valid."""
+    not_json = json_problems(definition)
+    if not_json:  # the checks below (and the compiler) may assume JSON: report only these
+        return not_json
     v = _Validator()
     v.machine(definition)
     if not v.problems and isinstance(definition, dict):
@@ -1094,15 +1125,24 @@ def _assigned_names(state: dict[str, Any]) -> list[tuple[str, str]]:
 def _variable_scopes(block: dict[str, Any], ptr: str, outer: frozenset[str], v: _Validator) -> None:
     """Parallel branches and Map iterations are inner scopes: they read the variables of the
     scopes around them but must not assign one of those names (AWS: names are unique across
-    nested scopes). A Catcher's Assign belongs to the scope of the state it is on."""
+    nested scopes). A Catcher's Assign belongs to the scope of the state it is on, and runs once
+    that state's branches or iterations have ended: a name only a Parallel's or Map's own Catcher
+    assigns may also be assigned inside its branches (AWS accepts that)."""
     states = block.get("States")
     if not isinstance(states, dict):
         return
     here: set[str] = set()
+    # name -> the states assigning it other than through a Catcher
+    by_state: dict[str, set[str]] = {}
+    caught: dict[str, set[str]] = {}  # state -> names its Catchers assign
     for name, state in states.items():
         if isinstance(state, dict):
             for var, where in _assigned_names(state):
                 here.add(var)
+                if where.startswith("/Catch/"):
+                    caught.setdefault(name, set()).add(var)
+                else:
+                    by_state.setdefault(var, set()).add(name)
                 if var in outer:
                     v.add(_ptr(ptr, "States", name) + where, SCHEMA,
                           f"The variable '{var}' is already assigned in an outer scope; a Parallel branch "
@@ -1112,12 +1152,60 @@ def _variable_scopes(block: dict[str, Any], ptr: str, outer: frozenset[str], v: 
         if not isinstance(state, dict):
             continue
         sp = _ptr(ptr, "States", name)
+        seen = inner
+        own = caught.get(name)
+        if own:
+            # names assigned only by this state's Catchers (no other state of this scope, no outer one)
+            seen = inner - {var for var in own
+                            if var not in outer and not by_state.get(var)
+                            and not any(var in c for other, c in caught.items() if other != name)}
         for i, branch in enumerate(state.get("Branches") or []):
             if isinstance(branch, dict):
-                _variable_scopes(branch, _ptr(sp, "Branches", i), inner, v)
+                _variable_scopes(branch, _ptr(sp, "Branches", i), seen, v)
         for field in ("ItemProcessor", "Iterator"):
             proc = state.get(field)
             if isinstance(proc, dict):
                 distributed = (proc.get("ProcessorConfig") or {}).get("Mode") == "DISTRIBUTED"
                 # a Distributed Map's iterations cannot see outer variables at all
-                _variable_scopes(proc, _ptr(sp, field), frozenset() if distributed else inner, v)
+                _variable_scopes(proc, _ptr(sp, field), frozenset() if distributed else seen, v)
+
+
+MAX_JSON_PROBLEMS = 100  # a definition full of NaN lists this many; the message stays bounded
+
+
+def json_problems(definition: Any) -> list[Problem]:
+    """Where a definition given as Python data is not JSON express can keep: a key that is not a
+    string, NaN or an infinity, an integer outside the exact range, a value of another type, or
+    arrays and objects nested more than :data:`express.limits.MAX_DEPTH` levels (its output could
+    never be written). A walk over the nodes, without recursion."""
+    problems: list[Problem] = []
+    stack: list[tuple[Any, str, int]] = [(definition, "", 1)]
+    while stack and len(problems) < MAX_JSON_PROBLEMS:
+        node, p, depth = stack.pop()
+        if isinstance(node, (dict, list)):
+            if depth > MAX_DEPTH:
+                problems.append(Problem(p, SCHEMA, f"The definition nests arrays and objects more than "
+                                                   f"{MAX_DEPTH} levels deep here (depth {depth}); the limit is "
+                                                   f"{MAX_DEPTH}"))
+                continue
+            if isinstance(node, dict):
+                children = []
+                for key, child in node.items():
+                    if not isinstance(key, str):
+                        problems.append(Problem(p, SCHEMA, f"The object key {key!r} is not a string: JSON "
+                                                           f"object keys are strings"))
+                        continue
+                    children.append((child, _ptr(p, key), depth + 1))
+            else:
+                children = [(child, _ptr(p, i), depth + 1) for i, child in enumerate(node)]
+            stack.extend(reversed(children))
+        elif isinstance(node, float):
+            if not math.isfinite(node):
+                problems.append(Problem(p, SCHEMA, f"The number {node!r} is not JSON: JSON numbers are finite"))
+        elif isinstance(node, int):
+            if not MIN_INT <= node <= MAX_INT:
+                problems.append(Problem(p, SCHEMA, f"The integer {node} is outside the range {MIN_INT} to "
+                                                   f"{MAX_INT} that is kept exactly; write it as a string"))
+        elif node is not None and not isinstance(node, str):
+            problems.append(Problem(p, SCHEMA, f"A value of Python type {type(node).__name__} is not JSON"))
+    return problems

@@ -1,10 +1,14 @@
 import math
 
+import orjson
 import pytest
 
+from express import Engine, VirtualClock
 from express.billing import (
+    Billing,
     Prices,
     bill,
+    billed,
     billed_duration_ms,
     billed_memory_mb,
     duration_cost,
@@ -56,3 +60,59 @@ def test_tiers_apply_to_cumulative_monthly_usage():
 def test_custom_prices():
     prices = Prices(per_request=2e-6, gb_hour_tiers=((math.inf, 1.0),))
     assert monthly_cost(10, 3600.0, prices) == pytest.approx(10 * 2e-6 + 1.0)
+
+
+# ---------------------------------------------------------------------- the one billing of an execution
+def aws_billing(duration_s, definition_bytes, payload_bytes, steps):
+    """AWS's Express formula written out independently (express-spec.md 2.6)."""
+    ms = max(100, math.ceil(round(duration_s * 1000, 6) / 100) * 100)
+    used = 50 + definition_bytes / 1024 / 1024 + payload_bytes / 1024 / 1024 * max(1, steps)
+    return ms, max(64, math.ceil(used / 64) * 64)
+
+
+MB = 1024 * 1024
+
+
+@pytest.mark.parametrize("duration", [0.0, 0.003, 0.1, 0.1000001, 0.1001, 0.25, 2.301])
+@pytest.mark.parametrize(("definition_bytes", "payload_bytes", "steps"), [
+    (200, 20, 0), (14 * MB, 0, 0), (14 * MB, 1, 0), (13 * MB, MB, 1), (1000, 200_000, 101), (1000, 200_000, 60),
+    (0, 7 * MB, 2), (0, 7 * MB + 1, 2), (50 * 1024, 32 * 1024, 400)])
+def test_billed_fast_path_agrees_with_the_formula(duration, definition_bytes, payload_bytes, steps):
+    ms, mb = billed(duration, definition_bytes, payload_bytes, steps)
+    assert (ms, mb) == aws_billing(duration, definition_bytes, payload_bytes, steps)
+    used = memory_used_mb(definition_bytes, payload_bytes, steps)
+    assert bill(duration, definition_bytes, payload_bytes, steps) == Billing(ms, mb, used)
+
+
+def test_exactly_64mb_is_the_minimum_one_byte_more_is_not():
+    assert billed(0.01, 14 * MB, 0) == (100, 64)  # 50 MB + 14 MB
+    assert billed(0.01, 14 * MB + 1, 0) == (100, 128)
+    assert billed(0.01, 0, 7 * MB, 2) == (100, 64) and billed(0.01, 1, 7 * MB, 2) == (100, 128)
+
+
+MAP_OF_PARALLELS = {"StartAt": "M", "States": {"M": {
+    "Type": "Map", "ItemsPath": "$.items", "ResultPath": None, "End": True,
+    "ItemProcessor": {"StartAt": "Par", "States": {"Par": {
+        "Type": "Parallel", "End": True,
+        "Branches": [{"StartAt": "B", "States": {"B": {"Type": "Pass", "Result": 1, "End": True}}}]}}}}}}
+
+
+async def test_every_result_carries_its_billing_without_any_observer():
+    engine = Engine(clock=VirtualClock())  # no metrics, no usage sink, no logs
+    big = {"items": list(range(100)), "pad": "x" * 200_000}
+    size = len(orjson.dumps(big))
+    machine = engine.compile(MAP_OF_PARALLELS, "mapped")
+    r = await machine.execute(big)
+    assert r.status == "SUCCEEDED"
+    # 1 Map step + 100 Parallel steps of a ~200 KB payload: about 69 MB, billed 128
+    assert (r.billed_duration_ms, r.billed_memory_mb) == aws_billing(r.duration_s, machine.definition_size, size, 101)
+    assert r.billed_memory_mb == 128
+    # the input size the caller measured is the one billed (it is not measured again)
+    small = {"items": list(range(100)), "pad": "x" * 120_000}  # 50 MB + 101 x 0.115 MB: 61.6 MB
+    assert (await machine.execute(small)).billed_memory_mb == 64
+    assert (await machine.execute(small, input_size=200_000)).billed_memory_mb == 128
+    slow = engine.compile({"StartAt": "W", "States": {"W": {"Type": "Wait", "Seconds": 2, "End": True}}})
+    r = await slow.execute({})
+    assert (r.billed_duration_ms, r.billed_memory_mb) == (2000, 64)
+    fail = await engine.compile({"StartAt": "F", "States": {"F": {"Type": "Fail", "Error": "E"}}}).execute({})
+    assert (fail.status, fail.billed_duration_ms, fail.billed_memory_mb) == ("FAILED", 100, 64)

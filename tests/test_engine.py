@@ -4,6 +4,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import json
+import re
 
 import pytest
 
@@ -201,7 +202,9 @@ async def test_context_execution_fields():
     m = express.Engine().compile(d, name="my-machine")
     r = await m.execute({"q": 1}, name="run-1")
     assert r.output["name"] == "run-1"
-    assert r.output["id"].endswith(":my-machine:run-1")
+    # AWS's Express execution ARN: ...:express:MACHINE:NAME:UUID
+    assert re.fullmatch(r"arn:aws:states:us-east-1:000000000000:express:my-machine:run-1:[0-9a-f-]{36}",
+                        r.output["id"])
     assert r.output["input"] == {"q": 1}
     assert r.output["sm"] == "my-machine"
     assert r.output["state"] == "S"
@@ -217,3 +220,35 @@ async def test_execute_never_raises_on_non_json_input():
     m = express.Engine().compile(single({"Type": "Pass"}))
     r = await m.execute({"s": {1, 2}})
     assert r.status in ("SUCCEEDED", "FAILED", "TIMED_OUT")
+
+
+# ---------------------------------------------------------------------- TIMED_OUT, both caps
+SPIN_LOOP = machine({
+    "C": {"Type": "Choice", "Choices": [{"Variable": "$.x", "NumericEquals": -1, "Next": "D"}], "Default": "P"},
+    "P": {"Type": "Pass", "Next": "C"},
+    "D": {"Type": "Succeed"}})
+
+
+@pytest.mark.parametrize("definition", [SPIN_LOOP, single({"Type": "Wait", "Seconds": 60})], ids=["spin", "wait"])
+async def test_timed_out_by_the_express_cap(definition):
+    m = express.Engine(clock=express.RealClock(), max_duration_s=0.3).compile(definition)
+    r = await m.execute({"x": 1})
+    assert (r.status, r.output) == ("TIMED_OUT", None)
+    assert r.error == "States.Timeout"
+    assert r.cause == "The execution exceeded its maximum duration of 0.3 seconds."
+
+
+@pytest.mark.parametrize("definition", [SPIN_LOOP, single({"Type": "Wait", "Seconds": 60})], ids=["spin", "wait"])
+async def test_timed_out_by_the_machines_timeout_seconds(definition):
+    # As AWS records it (DescribeExecution after TimeoutSeconds, LocalStack's AWS-validated
+    # test_global_timeout in ../shared/conformance/cases.jsonl): TIMED_OUT with neither error nor
+    # cause; States.Timeout is only in the ExecutionTimedOut history event.
+    m = express.Engine(clock=express.RealClock(), max_duration_s=60).compile({**definition, "TimeoutSeconds": 1})
+    r = await m.execute({"x": 1})
+    assert (r.status, r.output, r.error, r.cause) == ("TIMED_OUT", None, None, None)
+
+
+async def test_the_tighter_of_the_two_caps_applies():
+    m = express.Engine(clock=express.RealClock(), max_duration_s=0.3).compile({**SPIN_LOOP, "TimeoutSeconds": 60})
+    r = await m.execute({"x": 1})
+    assert (r.status, r.error) == ("TIMED_OUT", "States.Timeout")  # the Express cap, not TimeoutSeconds

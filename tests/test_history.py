@@ -73,8 +73,9 @@ def test_failing_execution_with_retries_and_a_catch_logs_every_event_in_order() 
     # ids 1..n, each pointing at the one before, all strings as CloudWatch writes them
     assert [r["id"] for r in records] == [str(i) for i in range(1, len(records) + 1)]
     assert [r["previous_event_id"] for r in records] == [str(i) for i in range(len(records))]
-    arn = "arn:aws:states:us-east-1:000000000000:express:logged:exec-1"
-    assert {r["execution_arn"] for r in records} == {arn}
+    arns = {r["execution_arn"] for r in records}
+    assert len(arns) == 1  # AWS's Express ARN: ...:express:MACHINE:NAME:UUID
+    assert arns.pop().startswith("arn:aws:states:us-east-1:000000000000:express:logged:exec-1:")
     assert {r["redrive_count"] for r in records} == {"0"}
     # timestamps (ms, strings) follow the virtual clock: retries after 1 s and then 2 s
     stamps = [int(r["event_timestamp"]) for r in records]
@@ -140,7 +141,7 @@ def test_level_fatal_keeps_only_the_execution_failure() -> None:
     _, records = run_logged("FATAL", include=False)
     assert [r["type"] for r in records] == ["ExecutionFailed"]
     assert records[0]["details"] == {"error": "Final.Error", "cause": "gave up"}
-    assert records[0]["execution_arn"] == "arn:aws:states:us-east-1:000000000000:express:logged:exec-1"
+    assert records[0]["execution_arn"].startswith("arn:aws:states:us-east-1:000000000000:express:logged:exec-1:")
 
 
 @pytest.mark.xfail(strict=True, reason="engine.Machine records only the events its level wants at ERROR/FATAL, so "

@@ -766,3 +766,40 @@ def test_unclosed_jsonata_expression_rejected_with_pointer():
 
 def test_invalid_top_level_query_language_rejected():
     assert "/QueryLanguage" in pointers(machine({"S": {"Type": "Succeed"}}, QueryLanguage="XPath"))
+
+
+# =============================================================================== sequences
+
+@pytest.mark.parametrize("expr, expected", [
+    # JSONata: a sequence of one value is that value ("Sequences", JSONata processing model)
+    ("$filter($states.input.items, function($v) { $v.n = 2 })", {"n": 2}),
+    ("$map([5], function($v) { $v * 2 })", 10),
+    ("$keys({'only': 1})", "only"),
+    ("$states.input.items[n = 1].n", 1),
+    ("$states.input.one.name", "x"),
+    ("$lookup($states.input.one, 'name')", "x"),
+    ("$each({'a': 1}, function($v, $k) { $k })", "a"),
+    # ... unless kept as an array: the [] operator, an array constructor, array-returning functions
+    ("$states.input.one.name[]", ["x"]),
+    ("[$states.input.one.name]", ["x"]),
+    ("$sort($states.input.one.name)", ["x"]),
+    ("$append([], 1)", [1]),
+    ("$partition([1], 1)", [[1]]),
+    ("$range(1, 1)", [1]),
+    ("$states.input.nested.list", [7]),
+])
+async def test_one_item_sequences_are_their_item(expr, expected):
+    inp = {"items": [{"n": 1}, {"n": 2}], "one": [{"name": "x"}], "nested": {"list": [7]}}
+    r = await run(jsingle({"Type": "Pass", "Output": "{% " + expr + " %}"}), inp)
+    assert r.status == "SUCCEEDED", r.cause
+    assert r.output == expected
+
+
+async def test_one_item_sequence_is_not_an_array_for_map_items():
+    d = jsingle({"Type": "Map", "Items": "{% $filter($states.input, function($v) { $v > 2 }) %}",
+                 "ItemProcessor": {"StartAt": "I", "States": {"I": {"Type": "Pass", "End": True}}}})
+    r = await run(d, [1, 2, 3])
+    assert r.status == "FAILED" and r.error == QEE
+    assert "Expected 'array', but was 'number'" in r.cause
+    d["States"]["S"]["Items"] = "{% $filter($states.input, function($v) { $v > 2 })[] %}"
+    assert (await run(d, [1, 2, 3])).output == [3]

@@ -9,7 +9,7 @@ import orjson
 import pytest
 
 from express import Engine, VirtualClock
-from express.billing import MB, Prices
+from express.billing import MB, Prices, bill
 from express.errors import ASLError
 from express.metering import format_summary, read_records, summarise, usage_record
 from express.sinks import MemorySink, StreamSink
@@ -118,6 +118,23 @@ def test_billed_memory_counts_map_and_parallel_steps_in_64mb_steps(n_items: int,
     assert rec["gbSeconds"] == pytest.approx(0.1 * billed_mb / 1024)
 
 
+def test_usage_record_reports_the_billing_the_result_carries() -> None:
+    # the Map -> Parallel run over 100 items of issue 11: ~200 KB x 101 steps -> 128 MB
+    payload = {"items": list(range(100)), "pad": "x" * 200_000}
+    text = orjson.dumps(payload, option=orjson.OPT_INDENT_2)  # the caller read it as this text
+    sink = MemorySink()
+    eng = engine(usage_sink=sink)
+    machine = eng.compile(_map_of_parallels(100), "same")
+    result = run_all([machine.execute(payload, "m", input_size=len(text))])[0]
+    assert result.status == "SUCCEEDED"
+    [rec] = records_of(sink)
+    assert (rec["billedDurationMs"], rec["billedMemoryMB"]) == (result.billed_duration_ms, result.billed_memory_mb)
+    assert (result.billed_duration_ms, result.billed_memory_mb) == (100, 128)
+    expected = 50 + machine.definition_size / MB + len(text) / MB * 101  # the size the caller gave
+    assert rec["memoryUsedMB"] == pytest.approx(expected, abs=1e-3)
+    assert rec["gbSeconds"] == pytest.approx(0.1 * 128 / 1024)
+
+
 def test_records_carry_the_mode_the_execution_was_started_with() -> None:
     sink = MemorySink()
     eng = engine(usage_sink=sink)
@@ -143,7 +160,9 @@ def test_no_usage_sink_no_records_and_custom_prices_apply() -> None:
 
 
 def test_usage_record_function_matches_its_json() -> None:
-    rec = usage_record("m", "n", "sync", "SUCCEEDED", 5.0, 0.1234, 1000, 2000, 0, 3)
+    b = bill(0.1234, 1000, 2000)
+    rec = usage_record("m", "n", "sync", "SUCCEEDED", 5.0, 0.1234, b.billed_duration_ms, b.billed_memory_mb,
+                       b.memory_used_mb, 3)
     data = orjson.loads(rec.to_json())
     assert data["billedDurationMs"] == 200
     assert data["durationMs"] == pytest.approx(123.4)

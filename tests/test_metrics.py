@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+import express
 from express import Engine, VirtualClock
 from express.errors import ASLError
 from express.metrics import DURATION_BUCKETS, RECORDER, exposition
@@ -90,8 +91,8 @@ def test_succeeded_failed_and_timed_out_executions_are_counted() -> None:
     assert delta(before, after, "express_billed_duration_seconds_total", machine=ok) == pytest.approx(0.2)
     assert delta(before, after, "express_billed_duration_seconds_total", machine=bad) == pytest.approx(0.1)
     assert delta(before, after, "express_billed_duration_seconds_total", machine=slow) == pytest.approx(2.0)
-    assert delta(before, after, "express_billed_gb_seconds_total", machine=slow) == pytest.approx(2.0 * 64 / 1024)
-    assert delta(before, after, "express_billed_gb_seconds_total", machine=ok) == pytest.approx(0.2 * 64 / 1024)
+    assert delta(before, after, "express_billed_duration_gigabyte_seconds_total", machine=slow) == pytest.approx(2.0 * 64 / 1024)
+    assert delta(before, after, "express_billed_duration_gigabyte_seconds_total", machine=ok) == pytest.approx(0.2 * 64 / 1024)
     assert delta(before, after, "express_state_transitions_total", machine=ok) == 2
 
 
@@ -209,7 +210,8 @@ def test_task_duration_histogram_with_logging_on() -> None:
     before = scrape()
     run_all([m.execute({}), m.execute({})])
     after = scrape()
-    assert delta(before, after, "express_task_duration_seconds_count", machine=name) == 2
+    assert delta(before, after, "express_task_duration_seconds_count", machine=name, integration="function",
+                 status="SUCCEEDED") == 2
 
 
 def test_task_duration_histogram_with_logging_off() -> None:
@@ -218,7 +220,49 @@ def test_task_duration_histogram_with_logging_off() -> None:
     m = engine.compile({"StartAt": "T", "States": {"T": {"Type": "Task", "Resource": "echo", "End": True}}}, name)
     before = scrape()
     run_all([m.execute({})])
-    assert delta(before, scrape(), "express_task_duration_seconds_count", machine=name) == 1
+    assert delta(before, scrape(), "express_task_duration_seconds_count", machine=name, integration="function",
+                 status="SUCCEEDED") == 1
+
+
+@pytest.mark.parametrize("logging", [None, {"level": "ALL"}], ids=["logging_off", "logging_all"])
+def test_failed_tasks_are_observed_by_outcome(logging: dict[str, str] | None) -> None:
+    name = unique("taskfail")
+    definition, functions = retry_catch_machine()
+
+    async def stuck(event: Any) -> Any:
+        await asyncio.Event().wait()
+
+    functions["slow"] = stuck
+    definition["States"]["Caught"] = {"Type": "Task", "Resource": "slow", "TimeoutSeconds": 1,
+                                      "Catch": [{"ErrorEquals": ["States.ALL"], "Next": "Done"}], "End": True}
+    engine = Engine(functions, clock=VirtualClock(T0), metrics=True)
+    m = engine.compile(definition, name, **({"logging": logging} if logging else {}))
+    before = scrape()
+    assert run_all([m.execute({})])[0].status == "SUCCEEDED"
+    after = scrape()
+    labels = {"machine": name, "integration": "function"}
+    # T1: two failed attempts then one that returned; T2 fails; the slow Task times out after 1 s
+    assert delta(before, after, "express_task_duration_seconds_count", status="SUCCEEDED", **labels) == 1
+    assert delta(before, after, "express_task_duration_seconds_count", status="FAILED", **labels) == 3
+    assert delta(before, after, "express_task_duration_seconds_count", status="TIMED_OUT", **labels) == 1
+    assert delta(before, after, "express_task_duration_seconds_sum", status="TIMED_OUT", **labels) \
+        == pytest.approx(1.0)
+    assert delta(before, after, "express_task_duration_seconds_bucket", status="TIMED_OUT", le="1.0", **labels) == 1
+
+
+@pytest.mark.parametrize(("resource", "label"), [
+    ("echo", "function"),
+    ("arn:aws:lambda:us-east-1:123456789012:function:echo", "lambda"),
+    ("arn:aws:states:::lambda:invoke", "lambda"),
+    ("arn:aws:states:::sqs:sendMessage", "sqs"),
+    ("arn:aws:states:::aws-sdk:s3:getObject", "aws-sdk"),
+    ("arn:aws:states:us-east-1:123456789012:activity:a", "activity"),
+    ("arn:aws:sns:us-east-1:123456789012:t", "other"),
+])
+def test_integration_label_is_low_cardinality(resource: str, label: str) -> None:
+    from express.metrics import integration
+
+    assert integration(resource) == label
 
 
 def test_state_transitions_by_state_type() -> None:
@@ -270,14 +314,15 @@ def test_no_execution_id_in_any_label() -> None:
     for n in exec_names:
         assert n.encode() not in text
     allowed = {"machine", "mode", "status", "error", "state_type", "topic", "kind", "reason", "partition",
-               "operation", "sink", "le"}
+               "operation", "sink", "le", "integration", "worker",
+               "version", "implementation", "major", "minor", "patchlevel"}  # express_build_info, python_info
     for (_, labels) in scrape(text):
         for key, label_value in labels:
             assert key in allowed, key
             assert "arn:" not in label_value and "exec-" not in label_value
     assert {r.name for r in results} == set(exec_names)
     ours = [dict(labels) for (_, labels) in scrape(text) if ("machine", name) in labels]
-    assert ours and all(set(d) <= {"machine", "mode", "status", "error", "le"} for d in ours)
+    assert ours and all(set(d) <= {"machine", "mode", "status", "error", "integration", "le"} for d in ours)
 
 
 # ---------------------------------------------------------------------- several processes
@@ -305,8 +350,8 @@ SCRAPER = "import sys; from express.metrics import exposition; sys.stdout.write(
 def test_several_processes_are_summed_in_one_scrape(tmp_path: Any) -> None:
     n = 25
     env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}
-    workers = [subprocess.Popen([sys.executable, "-c", WORKER, str(n)], env=env, stderr=subprocess.PIPE)
-               for _ in range(2)]
+    workers = [subprocess.Popen([sys.executable, "-c", WORKER, str(n)], env={**env, "EXPRESS_WORKER_INDEX": str(i)},
+                                stderr=subprocess.PIPE) for i in range(2)]
     for w in workers:
         _, err = w.communicate(timeout=120)
         assert w.returncode == 0, err.decode()
@@ -323,8 +368,17 @@ def test_several_processes_are_summed_in_one_scrape(tmp_path: Any) -> None:
     assert value(s, "express_execution_duration_seconds_bucket", machine="mp_ok", mode="async", le="0.0005") == 2 * n
     assert value(s, "express_execution_duration_seconds_bucket", machine="mp_ok", mode="async", le="+Inf") == 2 * n
     assert value(s, "express_billed_duration_seconds_total", machine="mp_ok") == pytest.approx(0.1 * 2 * n)
-    assert value(s, "express_billed_gb_seconds_total", machine="mp_ok") == pytest.approx(0.1 * 64 / 1024 * 2 * n)
+    assert value(s, "express_billed_duration_gigabyte_seconds_total", machine="mp_ok") == pytest.approx(0.1 * 64 / 1024 * 2 * n)
     assert value(s, "express_in_flight_executions", mode="async") == 0
+    # each worker's own process figures, by worker index; one build_info and python_info
+    for worker in ("0", "1"):
+        assert value(s, "process_resident_memory_bytes", worker=worker) > 0
+        assert value(s, "process_start_time_seconds", worker=worker) > 0
+        assert value(s, "process_cpu_seconds_total", worker=worker) > 0
+    assert not [k for k in s if k[0].startswith("process_") and "worker" not in dict(k[1])]
+    assert value(s, "express_build_info", version=express.__version__) == 1
+    assert [k for k in s if k[0] == "python_info"]
+    assert not [k for k in s if k[0].endswith("_created")]
     # a scrape without the directory sees only its own (empty) process
     env.pop("PROMETHEUS_MULTIPROC_DIR")
     alone = subprocess.run([sys.executable, "-c", SCRAPER], env=env, capture_output=True, timeout=120)
@@ -344,3 +398,47 @@ def test_recorder_flush_is_idempotent() -> None:
     after = scrape()
     assert delta(before, mid, "express_executions_total", machine=name, mode="api", status="SUCCEEDED") == 1
     assert delta(mid, after, "express_executions_total", machine=name, mode="api", status="SUCCEEDED") == 0
+
+
+# ---------------------------------------------------------------------- billing and the recorder passed in
+def test_billed_metrics_use_the_billing_of_the_result() -> None:
+    name = unique("mapped")
+    engine = Engine(clock=VirtualClock(T0), metrics=True)
+    m = engine.compile({"StartAt": "M", "States": {"M": {
+        "Type": "Map", "ItemsPath": "$.items", "ResultPath": None, "End": True,
+        "ItemProcessor": {"StartAt": "Par", "States": {"Par": {
+            "Type": "Parallel", "End": True,
+            "Branches": [{"StartAt": "B", "States": {"B": {"Type": "Pass", "End": True}}}]}}}}}}, name)
+    before = scrape()
+    [result] = run_all([m.execute({"items": list(range(100)), "pad": "x" * 200_000})])
+    after = scrape()
+    assert (result.status, result.billed_duration_ms, result.billed_memory_mb) == ("SUCCEEDED", 100, 128)
+    assert delta(before, after, "express_billed_duration_seconds_total", machine=name) == pytest.approx(0.1)
+    assert delta(before, after, "express_billed_duration_gigabyte_seconds_total", machine=name) == pytest.approx(0.1 * 128 / 1024)
+
+
+def test_executions_are_counted_in_the_recorder_the_engine_is_given() -> None:
+    from express.metrics import Recorder
+
+    name = unique("own")
+    definition, functions = retry_catch_machine()
+    own = Recorder()
+    engine = Engine(functions, clock=VirtualClock(T0), metrics=own)
+    assert engine.metrics is own
+    m = engine.compile(definition, name)
+    before = scrape()
+    assert run_all([m.execute({}, mode="sync")])[0].status == "SUCCEEDED"
+    series = own.series(name, "sync")
+    assert (series.started, series.succeeded, series.minimum_billed) == (1, 1, 0)  # 3 s of retries: not minimum
+    assert not [k for k in scrape() if ("machine", name) in k[1]]  # the process recorder saw nothing
+    own.flush()
+    after = scrape()
+    assert delta(before, after, "express_executions_total", machine=name, mode="sync", status="SUCCEEDED") == 1
+    assert delta(before, after, "express_retries_total", machine=name, error="Flaky.Error") == 2
+    assert delta(before, after, "express_catches_total", machine=name, error="Boom.Error") == 1
+    tasks = {"machine": name, "integration": "function"}
+    assert delta(before, after, "express_task_duration_seconds_count", status="SUCCEEDED", **tasks) == 1
+    assert delta(before, after, "express_task_duration_seconds_count", status="FAILED", **tasks) == 3
+    assert delta(before, after, "express_billed_duration_seconds_total", machine=name) == pytest.approx(3.0)
+    assert Engine(metrics=False).metrics is None and Engine().metrics is None
+    assert Engine(metrics=True).metrics is RECORDER

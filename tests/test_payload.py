@@ -133,3 +133,26 @@ async def test_duplicate_keys_rejected_at_compile():
 
     with pytest.raises(express.DefinitionError):
         express.Engine().compile(single({"Type": "Pass", "Parameters": {"a": 1, "a.$": "$"}}))
+
+
+def _nest(depth, leaf):
+    for _ in range(depth):
+        leaf = {"a": leaf}
+    return leaf
+
+
+def test_a_template_deeper_than_python_parses_runs_node_by_node():
+    """CPython's parser stops at 200 nested brackets: such a template used to raise SyntaxError."""
+    template = _nest(240, {"v.$": "$.v", "s": [1]})
+    tpl = compile_template(template, "Parameters")
+    first = tpl({"v": 5}, FakeFrame())
+    assert first == _nest(240, {"v": 5, "s": [1]})
+    inner = first
+    for _ in range(240):
+        inner = inner["a"]
+    inner["s"].append(2)
+    assert tpl({"v": 5}, FakeFrame()) == _nest(240, {"v": 5, "s": [1]})  # fresh objects per call
+    with pytest.raises(ASLError) as info:
+        tpl({}, FakeFrame())
+    assert info.value.error == RUNTIME
+    assert "The JSONPath '$.v' specified for the field 'v.$' could not be found" in info.value.cause

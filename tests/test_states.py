@@ -999,3 +999,75 @@ async def test_map_item_selector_sees_input_path_filtered_input():
                 "ItemProcessor": {"StartAt": "P", "States": {"P": {"Type": "Pass", "End": True}}}})
     r = await run(d, {"in": {"l": [1, 2], "tag": "t"}})
     assert r.output == [{"tag": "t", "v": 1}, {"tag": "t", "v": 2}]
+
+
+# --------------------------------------------------------------------------- AWS-exact Pass and Map paths
+
+
+async def test_pass_with_result_and_parameters_outputs_result():
+    # Result is the output of the Pass state's "virtual task"; Parameters only shapes its input
+    d = single({"Type": "Pass", "Parameters": {"fromInput.$": "$.a", "static": 1},
+                "Result": {"resultKey": "result value"}, "ResultPath": "$.modified"})
+    r = await run(d, {"a": "x"})
+    assert r.output == {"a": "x", "modified": {"resultKey": "result value"}}
+
+
+async def test_pass_with_parameters_only_still_uses_parameters():
+    r = await run(single({"Type": "Pass", "Parameters": {"b.$": "$.a"}}), {"a": 1})
+    assert r.output == {"b": 1}
+
+
+def _map_with(**fields):
+    return single({"Type": "Map", "ItemsPath": "$.items", **fields,
+                   "ItemProcessor": {"StartAt": "I", "States": {"I": {"Type": "Pass", "End": True}}}})
+
+
+@pytest.mark.parametrize("fields, inp", [
+    ({"MaxConcurrencyPath": "$.mc"}, {"mc": "2"}),
+    ({"ToleratedFailureCountPath": "$.n"}, {"n": "1"}),
+    ({"ToleratedFailurePercentagePath": "$.p"}, {"p": "12.5"}),
+    ({"ToleratedFailurePercentagePath": "$.p"}, {"p": "1"}),
+])
+async def test_map_path_fields_accept_numbers_written_as_strings(fields, inp):
+    r = await run(_map_with(**fields), {"items": [1, 2, 3], **inp})
+    assert r.status == "SUCCEEDED", r.cause
+    assert r.output == [1, 2, 3]
+
+
+async def test_map_path_field_with_a_non_numeric_string_still_fails():
+    r = await run(_map_with(MaxConcurrencyPath="$.mc"), {"items": [1], "mc": "two"})
+    assert r.status == "FAILED" and r.error == "States.Runtime"
+    assert 'The MaxConcurrencyPath field refers to value "two" which is not a valid integer: $.mc' in r.cause
+    r = await run(_map_with(ToleratedFailureCountPath="$.n"), {"items": [1], "n": "1.5"})
+    assert r.status == "FAILED" and "which is not a valid integer" in r.cause
+
+
+async def test_map_max_concurrency_path_reads_a_variable_holding_a_string():
+    d = machine({
+        "Init": {"Type": "Pass", "Assign": {"mc": "1"}, "Next": "M"},
+        "M": {"Type": "Map", "ItemsPath": "$.items", "MaxConcurrencyPath": "$mc", "End": True,
+              "ItemProcessor": {"StartAt": "I", "States": {"I": {"Type": "Pass", "End": True}}}},
+    })
+    r = await run(d, {"items": ["a", "b"]})
+    assert r.status == "SUCCEEDED", r.cause
+    assert r.output == ["a", "b"]
+
+
+async def test_map_with_item_reader_compiles_and_fails_at_run_time():
+    # AWS accepts a Distributed Map with an ItemReader; express cannot read S3, so running it fails
+    # with the error AWS uses for a reader that cannot read (catchable like any other)
+    d = machine({
+        "M": {"Type": "Map", "Next": "Done",
+              "ItemReader": {"Resource": "arn:aws:states:::s3:getObject",
+                             "ReaderConfig": {"InputType": "JSON"},
+                             "Parameters": {"Bucket": "b", "Key": "k"}},
+              "ItemProcessor": {"ProcessorConfig": {"Mode": "DISTRIBUTED", "ExecutionType": "EXPRESS"},
+                                "StartAt": "I", "States": {"I": {"Type": "Pass", "End": True}}},
+              "Catch": [{"ErrorEquals": ["States.ItemReaderFailed"], "Next": "Caught"}]},
+        "Done": {"Type": "Succeed"},
+        "Caught": {"Type": "Pass", "End": True},
+    })
+    r = await run(d, {})
+    assert r.status == "SUCCEEDED"
+    assert r.output["Error"] == "States.ItemReaderFailed"
+    assert "arn:aws:states:::s3:getObject" in r.output["Cause"]

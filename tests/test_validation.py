@@ -203,11 +203,11 @@ def test_definition_not_an_object() -> None:
 
 
 def test_missing_states() -> None:
-    assert_problem({"StartAt": "A"}, SCHEMA, "", "Field 'States' is required")
+    assert_problem({"StartAt": "A"}, SCHEMA, "", "These fields are required: [States]")
 
 
 def test_missing_start_at() -> None:
-    assert_problem({"States": {"A": {"Type": "Succeed"}}}, SCHEMA, "", "Field 'StartAt' is required")
+    assert_problem({"States": {"A": {"Type": "Succeed"}}}, SCHEMA, "", "These fields are required: [StartAt]")
 
 
 def test_start_at_names_no_state() -> None:
@@ -334,7 +334,7 @@ def test_branch_transitions_stay_in_branch() -> None:
 
 
 def test_missing_type() -> None:
-    assert_problem(machine({"A": {"End": True}}), SCHEMA, "/States/A", "Field 'Type' is required")
+    assert_problem(machine({"A": {"End": True}}), SCHEMA, "/States/A", "These fields are required: [Type]")
 
 
 def test_invalid_type() -> None:
@@ -424,8 +424,9 @@ def test_template_value_must_be_string() -> None:
 
 
 def test_template_value_must_be_path_or_intrinsic() -> None:
+    # AWS reports it at the template field, not at the key
     assert_problem(one(Type="Pass", Parameters={"a": {"b.$": "hello"}}), SCHEMA,
-                   "/States/S/Parameters/a/b.$",
+                   "/States/S/Parameters",
                    "must be a valid JSONPath or a valid intrinsic function call")
 
 
@@ -492,7 +493,7 @@ def test_assign_reserved_states() -> None:
 
 
 def test_assign_value_path() -> None:
-    assert_problem(one(Type="Pass", Assign={"v.$": "nope"}), SCHEMA, "/States/S/Assign/v.$")
+    assert_problem(one(Type="Pass", Assign={"v.$": "nope"}), SCHEMA, "/States/S/Assign")
 
 
 def test_assign_not_on_succeed() -> None:
@@ -511,13 +512,13 @@ def choice(*rules: Any, **extra: Any) -> dict[str, Any]:
 
 def test_choice_requires_choices() -> None:
     assert_problem(machine({"C": {"Type": "Choice", "Default": "D"}, "D": {"Type": "Succeed"}}),
-                   SCHEMA, "/States/C", "Field 'Choices' is required")
+                   SCHEMA, "/States/C", "These fields are required: [Choices]")
     assert_problem(choice(), SCHEMA, "/States/C/Choices")
 
 
 def test_choice_rule_requires_next() -> None:
     assert_problem(choice({"Variable": "$.x", "IsNull": True}), SCHEMA, "/States/C/Choices/0",
-                   "Field 'Next' is required")
+                   "These fields are required: [Next]")
 
 
 def test_choice_rule_next_target_missing() -> None:
@@ -556,7 +557,7 @@ def test_choice_operator_value_types() -> None:
 
 def test_choice_variable_required_and_valid() -> None:
     assert_problem(choice({"IsNull": True, "Next": "D"}), SCHEMA, "/States/C/Choices/0",
-                   "Field 'Variable' is required")
+                   "These fields are required: [Variable]")
     assert_problem(choice({"Variable": "x", "IsNull": True, "Next": "D"}), "INVALID_JSON_PATH",
                    "/States/C/Choices/0/Variable")
 
@@ -579,7 +580,7 @@ def test_choice_nested_rule_checked() -> None:
 
 def test_jsonata_choice_rule_needs_condition() -> None:
     d = choice({"Next": "D"}, QueryLanguage="JSONata")
-    assert_problem(d, SCHEMA, "/States/C/Choices/0", "Field 'Condition' is required")
+    assert_problem(d, SCHEMA, "/States/C/Choices/0", "These fields are required: [Condition]")
     d = choice({"Condition": "$x > 1", "Next": "D"}, QueryLanguage="JSONata")
     assert_problem(d, SCHEMA, "/States/C/Choices/0/Condition")
 
@@ -616,7 +617,7 @@ def test_fail_error_and_error_path() -> None:
 
 
 def test_task_requires_resource() -> None:
-    assert_problem(one(Type="Task"), SCHEMA, "/States/S", "Field 'Resource' is required")
+    assert_problem(one(Type="Task"), SCHEMA, "/States/S", "These fields are required: [Resource]")
     assert_problem(one(Type="Task", Resource=5), SCHEMA, "/States/S/Resource")
 
 
@@ -649,7 +650,7 @@ def task(**extra: Any) -> dict[str, Any]:
 
 
 def test_retry_error_equals_required_and_non_empty() -> None:
-    assert_problem(task(Retry=[{}]), SCHEMA, "/States/T/Retry/0", "Field 'ErrorEquals' is required")
+    assert_problem(task(Retry=[{}]), SCHEMA, "/States/T/Retry/0", "These fields are required: [ErrorEquals]")
     assert_problem(task(Retry=[{"ErrorEquals": []}]), SCHEMA, "/States/T/Retry/0/ErrorEquals")
 
 
@@ -675,7 +676,7 @@ def test_retry_unknown_field() -> None:
 
 def test_catch_requires_next() -> None:
     assert_problem(task(Catch=[{"ErrorEquals": ["X"]}]), SCHEMA, "/States/T/Catch/0",
-                   "Field 'Next' is required")
+                   "These fields are required: [Next]")
 
 
 def test_catch_next_target_missing() -> None:
@@ -699,7 +700,7 @@ def test_catch_result_path() -> None:
 
 
 def test_parallel_branches_required() -> None:
-    assert_problem(one(Type="Parallel"), SCHEMA, "/States/S", "Field 'Branches' is required")
+    assert_problem(one(Type="Parallel"), SCHEMA, "/States/S", "These fields are required: [Branches]")
     assert_problem(one(Type="Parallel", Branches=[]), SCHEMA, "/States/S/Branches")
 
 
@@ -772,7 +773,7 @@ def test_all_problems_reported() -> None:
     expected = {
         (SCHEMA, ""),
         (TARGET, "/States/A/Next"),
-        (SCHEMA, "/States/A/Parameters/x.$"),
+        (SCHEMA, "/States/A/Parameters"),
         (SCHEMA, "/States/B/Resource"),
         (SCHEMA, "/States/B/Retry/0/ErrorEquals"),
         (SCHEMA, "/States/B/Retry/0/MaxAttempts"),
@@ -806,3 +807,144 @@ def test_jayway_function_paths_accepted_like_aws() -> None:
     assert validate(one(Type="Pass", Parameters={"n.$": "$.jobs.sum()", "l.$": "$.a.length()"})) == []
     assert_problem(one(Type="Pass", ResultPath="$.a.length()"), "INVALID_REFERENCE_PATH",
                    "/States/S/ResultPath")
+
+
+# ------------------------------------------------------------------------------------------
+# AWS's wording and rules (CreateStateMachine / ValidateStateMachineDefinition)
+
+
+def messages(definition: Any) -> list[tuple[str, str, str]]:
+    return [(p.code, p.pointer, p.message) for p in validate(definition)]
+
+
+def test_missing_top_level_fields_listed_in_one_problem() -> None:
+    assert messages({"Comment": "x"}) == [(SCHEMA, "", "These fields are required: [StartAt, States]")]
+    assert messages({"States": {"A": {"Type": "Succeed"}}}) == [
+        (SCHEMA, "", "These fields are required: [StartAt]")]
+
+
+def test_invalid_state_type_message_and_no_follow_up_problems() -> None:
+    d = machine({"A": {"Type": "Pass", "Next": "B"}, "B": {"Type": "TypeThatDoesNotExist"}})
+    assert messages(d) == [(SCHEMA, "/States/B/Type", "The field 'Type' should have one of these values: "
+                                                    "[Task, Wait, Pass, Succeed, Fail, Choice, Parallel, Map]")]
+
+
+def test_enum_fields_use_the_same_wording() -> None:
+    d = one(Type="Task", Resource=LAMBDA, Retry=[{"ErrorEquals": ["States.ALL"], "JitterStrategy": "SOME"}])
+    assert (SCHEMA, "/States/S/Retry/0/JitterStrategy",
+            "The field 'JitterStrategy' should have one of these values: [FULL, NONE]") in messages(d)
+
+
+@pytest.mark.parametrize("ts", ["2016-12-05 21:29:29Z", "2016-13-05T21:29:29Z", "2016-12-05T25:29:29Z",
+                                "{% '2016-03-14T01:59:00Z' %}"])
+def test_wait_timestamp_not_rfc3339(ts: str) -> None:
+    assert messages(one(Type="Wait", Timestamp=ts)) == [
+        (SCHEMA, "/States/S/Timestamp", "String does not match RFC3339 timestamp")]
+
+
+def test_choice_timestamp_operand_not_rfc3339() -> None:
+    d = one(Type="Choice", Default="D",
+            Choices=[{"Variable": "$.t", "TimestampEquals": "yesterday", "Next": "D"}])
+    d["States"]["D"] = {"Type": "Succeed"}
+    assert messages(d) == [(SCHEMA, "/States/S/Choices/0/TimestampEquals", "String does not match RFC3339 timestamp")]
+
+
+@pytest.mark.parametrize("cred", [{}, {"InvalidField": "invalid"}])
+def test_credentials_need_role_arn(cred: dict) -> None:
+    for lang in ("JSONata", "JSONPath"):
+        state = {"Type": "Task", "Resource": LAMBDA, "Credentials": cred, "QueryLanguage": lang}
+        assert (SCHEMA, "/States/S/Credentials", "The field 'RoleArn' is required but was missing") \
+            in messages(one(**state))
+
+
+def test_credentials_with_role_arn_accepted() -> None:
+    assert validate(one(Type="Task", Resource=LAMBDA, Credentials={"RoleArn": "arn:aws:iam::1:role/r"})) == []
+    assert validate(one(Type="Task", Resource=LAMBDA, Credentials={"RoleArn.$": "$.role"})) == []
+    jsonata = one(Type="Task", Resource=LAMBDA, QueryLanguage="JSONata", Credentials={"RoleArn": "{% $r %}"})
+    assert validate(jsonata) == []
+
+
+def test_intrinsic_with_an_illegal_escape_is_not_an_intrinsic_call() -> None:
+    # string literals in intrinsic calls may escape only ' { } and \\
+    d = one(Type="Pass", Parameters={"parsed.$": "States.StringToJson('{\"text\":\"An \\\"q\\\" here\"}')"})
+    assert messages(d) == [(SCHEMA, "/States/S/Parameters",
+                            "The value for the field 'parsed.$' must be a valid JSONPath or a valid intrinsic "
+                            "function call")]
+    ok = one(Type="Pass", Parameters={"a.$": "States.Format('it\\'s \\{\\} \\\\', $.x)"})
+    assert validate(ok) == []
+
+
+def test_the_same_text_under_a_plain_key_is_just_a_string() -> None:
+    d = one(Type="Pass", Result={"not_an_intrinsic.$": "States.StringToJson('\\\"')"})
+    assert validate(d) == []
+
+
+def test_blank_definition_is_a_schema_problem() -> None:
+    import express
+
+    for text in ("", " ", "\n\t"):
+        with pytest.raises(express.DefinitionError) as ei:
+            express.Engine().compile(text)
+        assert [(p.code, p.message) for p in ei.value.problems] == [
+            (SCHEMA, "Definition must be a valid JSON object")]
+
+
+def test_catch_assign_on_parallel_and_assign_in_its_branch_are_valid() -> None:
+    branch = {"StartAt": "T", "States": {"T": {"Type": "Task", "Resource": LAMBDA, "End": True,
+                                               "Assign": {"inputVar": "{% $states.input %}"}}}}
+    d = machine({
+        "P": {"Type": "Parallel", "Branches": [branch], "Next": "Done",
+              "Catch": [{"ErrorEquals": ["States.ALL"], "Next": "Fallback",
+                         "Assign": {"inputVar": "{% $states.input %}"}}]},
+        "Fallback": {"Type": "Pass", "End": True},
+        "Done": {"Type": "Succeed"},
+    }, QueryLanguage="JSONata")
+    assert validate(d) == []
+
+
+def test_wait_for_task_token_message_is_awss() -> None:
+    d = one(Type="Task", Resource="arn:aws:states:::sns:publish.waitForTaskToken")
+    assert (SCHEMA, "/States/S/Resource",
+            "Express state machine does not support '.waitForTaskToken' service integration ") in messages(d)
+
+
+# ------------------------------------------------------------------------------------------
+# definitions that are not JSON express can keep (express.limits)
+
+def test_values_that_are_not_json_are_reported_with_their_place_and_nothing_else() -> None:
+    import math
+
+    from express.validation import MAX_JSON_PROBLEMS, json_problems
+
+    d = one(Type="Pass", Result={"nan": math.nan, "inf": [0, -math.inf], 7: "key", "t": (1, 2),
+                                 "big": 2**64, "small": -(2**63) - 1, "edge": [2**64 - 1, -(2**63)]},
+            Unknown="field")
+    got = {p.pointer: p.message for p in validate(d)}  # not the unknown field: only these
+    assert {p.code for p in validate(d)} == {"SCHEMA_VALIDATION_FAILED"}
+    assert got == {
+        "/States/S/Result/nan": "The number nan is not JSON: JSON numbers are finite",
+        "/States/S/Result/inf/1": "The number -inf is not JSON: JSON numbers are finite",
+        "/States/S/Result": "The object key 7 is not a string: JSON object keys are strings",
+        "/States/S/Result/t": "A value of Python type tuple is not JSON",
+        "/States/S/Result/big": "The integer 18446744073709551616 is outside the range -9223372036854775808 to "
+                                "18446744073709551615 that is kept exactly; write it as a string",
+        "/States/S/Result/small": "The integer -9223372036854775809 is outside the range -9223372036854775808 to "
+                                  "18446744073709551615 that is kept exactly; write it as a string"}
+    many = one(Type="Pass", Result=[math.nan] * 1000)
+    assert len(json_problems(many)) == MAX_JSON_PROBLEMS
+
+
+def test_nesting_beyond_the_limit_is_reported_once_where_it_starts() -> None:
+    from express.limits import MAX_DEPTH
+
+    deep: Any = [1]
+    for _ in range(2000):
+        deep = [deep]
+    d = one(Type="Pass", Result={"x": deep, "y": deep})
+    problems = validate(d)
+    # Result's object is at depth 4, "x"'s list at 5: the list at depth 254 is 249 lists further in
+    assert [(p.code, p.pointer) for p in problems] == [
+        ("SCHEMA_VALIDATION_FAILED", "/States/S/Result/x" + "/0" * (MAX_DEPTH - 4)),
+        ("SCHEMA_VALIDATION_FAILED", "/States/S/Result/y" + "/0" * (MAX_DEPTH - 4))]
+    assert problems[0].message == ("The definition nests arrays and objects more than 253 levels deep here "
+                                   "(depth 254); the limit is 253")

@@ -560,3 +560,110 @@ async def test_valid_variable_names_accepted(name):
     r = await run(d, {})
     assert r.status == "SUCCEEDED", r.cause
     assert r.output == 1
+
+
+# =============================================================================== Assign takes effect when the state ends
+
+async def test_jsonpath_pass_output_path_sees_variables_as_they_were():
+    # Assign's values are the state's to hand on: its own OutputPath reads the values of entry
+    d = machine({
+        "Init": {"Type": "Pass", "Assign": {"x": "old"}, "Next": "A"},
+        "A": {"Type": "Pass", "Assign": {"x": "new"}, "OutputPath": "$x", "Next": "B"},
+        "B": {"Type": "Pass", "Parameters": {"out.$": "$", "x.$": "$x"}, "End": True},
+    })
+    r = await run(d, {})
+    assert r.status == "SUCCEEDED", r.cause
+    assert r.output == {"out": "old", "x": "new"}
+
+
+async def test_jsonpath_first_assignment_is_not_visible_to_its_own_output_path():
+    d = machine({"A": {"Type": "Pass", "Assign": {"fresh": 1}, "OutputPath": "$fresh", "End": True}})
+    r = await run(d, {})
+    assert r.status == "FAILED" and r.error == "States.Runtime"
+    assert "Invalid path '$fresh'" in r.cause
+
+
+async def test_jsonpath_task_output_path_sees_variables_as_they_were():
+    d = machine({
+        "Init": {"Type": "Pass", "Assign": {"v": 1}, "Next": "T"},
+        "T": {"Type": "Task", "Resource": "f", "Assign": {"v.$": "$.n"}, "OutputPath": "$v", "Next": "B"},
+        "B": {"Type": "Pass", "Parameters": {"out.$": "$", "v.$": "$v"}, "End": True},
+    })
+    r = await run(d, {}, functions={"f": lambda e: {"n": 2}})
+    assert r.output == {"out": 1, "v": 2}
+
+
+async def test_jsonpath_choice_rule_output_path_sees_variables_as_they_were():
+    d = machine({
+        "Init": {"Type": "Pass", "Assign": {"x": "old"}, "Next": "C"},
+        "C": {"Type": "Choice", "OutputPath": "$x",
+              "Choices": [{"Variable": "$.go", "BooleanEquals": True, "Assign": {"x": "new"}, "Next": "D"}]},
+        "D": {"Type": "Pass", "Parameters": {"out.$": "$", "x.$": "$x"}, "End": True},
+    })
+    r = await run(d, {"go": True})
+    assert r.status == "SUCCEEDED", r.cause
+    assert r.output == {"out": "old", "x": "new"}
+
+
+async def test_jsonpath_wait_output_path_sees_variables_as_they_were():
+    d = machine({
+        "Init": {"Type": "Pass", "Assign": {"y": "old"}, "Next": "W"},
+        "W": {"Type": "Wait", "Seconds": 0, "Assign": {"y": "new"}, "OutputPath": "$y", "Next": "D"},
+        "D": {"Type": "Pass", "Parameters": {"out.$": "$", "y.$": "$y"}, "End": True},
+    })
+    r = await run(d, {})
+    assert r.status == "SUCCEEDED", r.cause
+    assert r.output == {"out": "old", "y": "new"}
+
+
+async def test_jsonpath_choice_default_output_path_sees_variables_as_they_were():
+    d = machine({
+        "Init": {"Type": "Pass", "Assign": {"x": "old"}, "Next": "C"},
+        "C": {"Type": "Choice", "OutputPath": "$x", "Assign": {"x": "new"}, "Default": "D",
+              "Choices": [{"Variable": "$.go", "BooleanEquals": True, "Next": "D"}]},
+        "D": {"Type": "Pass", "Parameters": {"out.$": "$", "x.$": "$x"}, "End": True},
+    })
+    r = await run(d, {"go": False})
+    assert r.output == {"out": "old", "x": "new"}
+
+
+# =============================================================================== nested scopes and Catchers
+
+async def test_parallel_catcher_and_branch_may_assign_the_same_name():
+    # the Catcher's Assign runs after the branches have ended, in the outer scope
+    d = jmachine({
+        "P": {"Type": "Parallel", "Next": "Ok",
+              "Branches": [_branch({"T": {"Type": "Task", "Resource": "boom", "Assign": {"inputVar": "{% 1 %}"},
+                                          "End": True}})],
+              "Catch": [{"ErrorEquals": ["States.ALL"], "Next": "Fallback",
+                         "Assign": {"inputVar": "{% $states.input %}", "errorVar": "{% $states.errorOutput %}"}}]},
+        "Fallback": {"Type": "Pass", "Output": {"in": "{% $inputVar %}", "err": "{% $errorVar.Error %}"}, "End": True},
+        "Ok": {"Type": "Succeed"},
+    })
+
+    def boom(event):
+        raise RuntimeError("no")
+
+    r = await run(d, {"k": 1}, functions={"boom": boom})
+    assert r.status == "SUCCEEDED", r.cause
+    assert r.output == {"in": {"k": 1}, "err": "RuntimeError"}
+
+
+def test_name_assigned_by_another_outer_state_is_still_reserved_in_branches():
+    d = jmachine({
+        "Init": {"Type": "Pass", "Assign": {"v": 1}, "Next": "P"},
+        "P": {"Type": "Parallel", "End": True,
+              "Branches": [_branch({"B": {"Type": "Pass", "Assign": {"v": 2}, "End": True}})],
+              "Catch": [{"ErrorEquals": ["States.ALL"], "Next": "Init", "Assign": {"v": 3}}]},
+    })
+    assert [p.pointer for p in problems(d)] == ["/States/P/Branches/0/States/B/Assign"]
+
+
+def test_map_catcher_and_iteration_may_assign_the_same_name():
+    d = machine({
+        "M": {"Type": "Map", "End": True,
+              "ItemProcessor": _branch({"I": {"Type": "Pass", "Assign": {"seen": 1}, "End": True}}),
+              "Catch": [{"ErrorEquals": ["States.ALL"], "Next": "After", "Assign": {"seen": 0}}]},
+        "After": {"Type": "Succeed"},
+    })
+    express.Engine().compile(d)  # no DefinitionError

@@ -6,19 +6,31 @@
 - ``GET /console/api/machines/<name>``: a machine's definition and graph model;
 - ``GET /console/api/machines/<name>/executions``: its recent executions (summaries, newest first);
 - ``GET /console/api/machines/<name>/executions/<id>``: one execution with its history;
-- ``GET /console/api/stats``: live counters per machine (executions/s, failures, p99 duration);
+- ``POST /console/api/machines/<name>/executions``: start an execution (``{"input": TEXT,
+  "name": NAME?}``), wait for its end and answer its outcome and output (the console's "Start
+  execution"; at most :data:`MAX_STARTS` at a time);
+- ``GET /console/api/stats``: live counters per machine (executions/s, failures, p99 duration),
+  with percentiles of the observed durations of its recent executions (``observed``);
 - ``POST /console/api/validate``: definition text -> problems with their JSON pointers, and the
   graph model.
 
-When the server requires SigV4 (credentials configured), the console requires HTTP Basic
-authentication with an access key id as the user name and its secret as the password.
+Login: the console has a token of its own (``[console] token`` / ``EXPRESS_CONSOLE_TOKEN``; with
+credentials configured and no token, ``express serve`` generates one at start and prints it), so
+the SigV4 secret never travels over plain HTTP and a leaked console token cannot sign API calls.
+With a token (or credentials), ``/console/api/*`` needs ``Authorization: Bearer TOKEN`` or the
+session cookie that ``POST /console/api/login`` (``{"token": TOKEN}``) sets (HttpOnly,
+SameSite=Strict; ``POST /console/api/logout`` clears it); the page and its static assets hold no
+data and load without it, and the page asks for the token. Without either, the console is open.
 """
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
+import hashlib
 import hmac
+import re
+import secrets
+import sys
+import uuid
 from importlib import resources
 from typing import Any
 from urllib.parse import unquote
@@ -34,6 +46,10 @@ PREFIX = "/console"
 API = "/console/api/"
 STATIC = "/console/static/"
 MAX_EXECUTIONS_LISTED = 500
+SESSION_COOKIE = "express_console"
+MAX_LOGIN_BYTES = 4096
+MAX_STARTS = 4  # executions started from the console and still running
+_EXECUTION_NAME = re.compile(r"[A-Za-z0-9_-]{1,80}")
 _TYPES = {
     "html": "text/html; charset=utf-8", "js": "text/javascript; charset=utf-8", "css": "text/css; charset=utf-8",
     "svg": "image/svg+xml", "json": "application/json", "md": "text/plain; charset=utf-8",
@@ -71,15 +87,25 @@ class Console:
     """``await handle(request) -> Response`` for every path under ``/console``."""
 
     def __init__(self, registry: Any, *, ring: ExecutionRing | None = None, counters: LiveCounters | None = None,
-                 verifier: Any = None) -> None:
+                 verifier: Any = None, token: str | None = None) -> None:
         self.registry = registry
         if ring is None:
             recorder = getattr(getattr(registry, "engine", None), "recorder", None)
             ring = recorder if isinstance(recorder, ExecutionRing) else None
         self.ring = ring
         self.counters = counters if counters is not None else LiveCounters()
-        self.verifier = verifier
+        if not token and verifier is not None:
+            # The API is protected, so the console must be too; `express serve` normally passes a
+            # token (configured or generated at start), this covers servers made in code.
+            token = secrets.token_urlsafe(24)
+            print(f"express: console: login token {token} (set [console] token or EXPRESS_CONSOLE_TOKEN to "
+                  "choose one)", file=sys.stderr, flush=True)
+        self._token = token.encode() if token else None
+        # the session cookie's value: derived from the token, so the cookie store never holds it
+        self._session = hmac.new(self._token, b"express console session", hashlib.sha256).hexdigest().encode() \
+            if self._token else None
         self._static: dict[str, tuple[bytes, str]] | None = None
+        self._starts = 0
 
     # ------------------------------------------------------------------ plumbing
     @staticmethod
@@ -90,34 +116,76 @@ class Console:
     def _error(self, status: int, message: str) -> Response:
         return self._json({"error": message}, status)
 
+    @property
+    def login_required(self) -> bool:
+        return self._token is not None
+
     def _authorized(self, request: Request) -> bool:
-        if self.verifier is None:
+        if self._token is None or self._session is None:
             return True
-        header = request.headers.get("authorization", "")
-        scheme, _, value = header.partition(" ")
-        if scheme.lower() != "basic":
-            return False
-        try:
-            user, _, password = base64.b64decode(value.strip(), validate=True).decode().partition(":")
-        except (binascii.Error, UnicodeDecodeError):
-            return False
-        credentials = getattr(self.verifier, "_credentials", {}).get(user)
-        secret = getattr(credentials, "secret_key", None)
-        return isinstance(secret, str) and hmac.compare_digest(secret.encode(), password.encode())
+        scheme, _, value = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() == "bearer" and hmac.compare_digest(value.strip().encode(), self._token):
+            return True
+        for part in request.headers.get("cookie", "").replace(",", ";").split(";"):
+            name, _, cookie = part.strip().partition("=")
+            if name == SESSION_COOKIE and hmac.compare_digest(cookie.strip().encode(), self._session):
+                return True
+        return False
+
+    def _unauthorized(self) -> Response:
+        # Bearer, not Basic: a browser must not pop up its own dialog (and send a password with it).
+        return Response(401, b'{"error":"sign in with the console token","login":true}', "application/json",
+                        [("WWW-Authenticate", 'Bearer realm="express console"'), ("Cache-Control", "no-store"),
+                         *_SECURITY_HEADERS])
+
+    def login(self, request: Request) -> Response:
+        if request.method != "POST":
+            return self._error(405, "login accepts POST only")
+        if self._token is None or self._session is None:
+            return self._json({"ok": True, "required": False})
+        token = None
+        if len(request.body) <= MAX_LOGIN_BYTES:
+            try:
+                body = orjson.loads(request.body)
+            except orjson.JSONDecodeError:
+                body = None
+            token = body.get("token") if isinstance(body, dict) else None
+        if not isinstance(token, str) or not hmac.compare_digest(token.encode(), self._token):
+            return self._unauthorized()
+        response = self._json({"ok": True, "required": True})
+        assert response.headers is not None
+        response.headers.append(("Set-Cookie", f"{SESSION_COOKIE}={self._session.decode()}; Path={PREFIX}; HttpOnly; "
+                                               "SameSite=Strict"))
+        return response
+
+    def logout(self, request: Request) -> Response:
+        if request.method != "POST":
+            return self._error(405, "logout accepts POST only")
+        response = self._json({"ok": True})
+        assert response.headers is not None
+        response.headers.append(("Set-Cookie", f"{SESSION_COOKIE}=; Path={PREFIX}; HttpOnly; SameSite=Strict; "
+                                               "Max-Age=0"))
+        return response
 
     async def handle(self, request: Request) -> Response:
         path = request.path
-        if not self._authorized(request):
-            return Response(401, b'{"error":"authentication required"}', "application/json",
-                            [("WWW-Authenticate", 'Basic realm="express console", charset="UTF-8"'),
-                             *_SECURITY_HEADERS])
         method = request.method
         if path.startswith(API):
             route = path[len(API):]
+            if route == "login":
+                return self.login(request)
+            if route == "logout":
+                return self.logout(request)
+            if not self._authorized(request):
+                return self._unauthorized()
             if route == "validate":
                 if method != "POST":
                     return self._error(405, "validate accepts POST only")
                 return await self.validate(request.body)
+            if method == "POST":
+                parts = [unquote(p) for p in route.split("/")]
+                if len(parts) == 3 and parts[0] == "machines" and parts[2] == "executions":
+                    return await self.start(parts[1], request.body)
             if method not in ("GET", "HEAD"):
                 return self._error(405, f"{path} accepts GET only")
             return self.api_get(route)
@@ -202,7 +270,51 @@ class Console:
                 "executions": listed, "current_machine": current is not None}
 
     def stats(self) -> dict[str, Any]:
-        return self.counters.snapshot()
+        snapshot = self.counters.snapshot()
+        if self.ring is not None:
+            machines = snapshot.setdefault("machines", {})
+            for name in self.ring.machines():
+                machines.setdefault(name, {})["observed"] = self.ring.percentiles(name)
+        return snapshot
+
+    async def start(self, name: str, body: bytes) -> Response:
+        """Runs one execution of ``name`` with the input text of ``body`` and answers its outcome."""
+        entry = self.registry.entry(name)
+        if entry is None:
+            return self._error(404, f"no state machine {name!r}")
+        try:
+            request = orjson.loads(body) if body.strip() else {}
+        except orjson.JSONDecodeError as e:
+            return self._error(400, f"the request is not JSON: {e.msg}")
+        if not isinstance(request, dict):
+            return self._error(400, "the request must be a JSON object: {\"input\": TEXT, \"name\": NAME}")
+        text = request.get("input", "{}")
+        if not isinstance(text, str):
+            return self._error(400, "/input must be the input as JSON text")
+        try:
+            value = orjson.loads(text) if text.strip() else {}
+        except orjson.JSONDecodeError as e:
+            line, column = _line_col(text, e.pos)
+            return self._json({"error": f"the input is not valid JSON: {e.msg} (line {line}, column {column})",
+                               "field": "input", "line": line, "column": column}, 400)
+        execution_name = request.get("name") or f"console-{uuid.uuid4().hex[:12]}"
+        if not isinstance(execution_name, str) or not _EXECUTION_NAME.fullmatch(execution_name):
+            return self._error(400, "/name must be 1 to 80 letters, digits, '-' or '_'")
+        if self._starts >= MAX_STARTS:
+            return self._error(429, f"{MAX_STARTS} executions started from the console are still running")
+        self._starts += 1
+        try:
+            result = await entry.machine.execute(value, name=execution_name)
+        finally:
+            self._starts -= 1
+        from express.console.ring import data_view, outcome
+
+        error, cause = outcome(entry.machine, result)
+        execution_id = self.ring.find(name, execution_name) if self.ring is not None else None
+        return self._json({"name": result.name, "status": result.status, "error": error, "cause": cause,
+                           "output": data_view(result.output) if result.status == "SUCCEEDED" else None,
+                           "duration_ms": round(result.duration_s * 1000.0, 3),
+                           "state_transitions": result.state_transitions, "id": execution_id})
 
     async def validate(self, body: bytes) -> Response:
         return self._json(await asyncio.to_thread(validate_text, body))

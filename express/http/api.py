@@ -14,34 +14,38 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import dataclasses
 import re
 import sys
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, TypeVar
 
 import orjson
 
-from express.billing import bill
 from express.config import Settings
 from express.engine import Machine
 from express.errors import DefinitionError, Problem
 from express.http.names import NameConflict, NamesExhausted, NameTable, input_digest
 from express.http.teststate import TestStateInputError, run_test_state
-from express.registry import Entry, Registry
+from express.limits import decode_refusal, input_refusal
+from express.registry import DEFAULT_ENCRYPTION, INLINE_COMPILE_BYTES, Entry, Registry
+from express.store import MachineRecord, StoreError
+from express.variable_references import VariableReferences, variable_references
 
 MAX_INPUT_BYTES = 262_144
 MAX_DEFINITION_BYTES = 1_048_576
-INLINE_COMPILE_BYTES = 64 * 1024  # larger definitions compile in a worker thread (unless JSONata)
 DEFAULT_ROLE = "arn:aws:iam::000000000000:role/express"
 TARGET_PREFIX = "AWSStepFunctions."
+T = TypeVar("T")
 
 _BAD_NAME = re.compile(r'[\s<>{}\[\]?*"#%\\^|~`$&,;:/\x00-\x1f\x7f-\x9f\ufffe\uffff\ud800-\udfff]')
 _ARN = re.compile(r"^arn:aws[a-z-]*:[a-z0-9-]*:[a-z0-9-]*:\d*:.+$")
 
 INCLUDED_DATA = ("ALL_DATA", "METADATA_ONLY")
+ENCRYPTION_TYPES = ("AWS_OWNED_KEY", "CUSTOMER_MANAGED_KMS_KEY")
 MACHINE_TYPES = ("STANDARD", "EXPRESS")
 LOG_LEVELS = ("ALL", "ERROR", "FATAL", "OFF")
 SEVERITIES = ("ERROR", "WARNING")
@@ -170,12 +174,33 @@ def problems_message(problems: list[Problem]) -> str:
         f"{p.code}: {p.message} at {p.pointer or '/'}" for p in problems) + "'"
 
 
-@dataclass(slots=True)
-class MachineMeta:
-    type: str = "EXPRESS"
-    tracing: bool = False
-    revision_id: str = field(default_factory=lambda: str(uuid.uuid4()))
-    tags: list[dict[str, str]] = field(default_factory=list)
+def _identity(entry: Entry) -> tuple[Any, ...]:
+    """What a second CreateStateMachine must repeat to be answered rather than refused."""
+    return entry.definition_text, entry.role_arn, entry.type, entry.tracing, entry.encryption
+
+
+def _record_identity(record: MachineRecord) -> tuple[Any, ...]:
+    return record.definition, record.role_arn, record.type, record.tracing, record.encryption
+
+
+def _record(name: str, entry: Entry) -> MachineRecord:
+    return MachineRecord(
+        name=name, arn=entry.machine.arn, definition=entry.definition_text, role_arn=entry.role_arn, type=entry.type,
+        created=entry.created, logging=entry.logging, tracing=entry.tracing, revision_id=entry.revision_id,
+        encryption=entry.encryption, references={k: list(v) for k, v in entry.references.items()},
+        tags=entry.tags)
+
+
+def _unavailable(e: StoreError) -> ApiError:
+    return ApiError("ServiceUnavailable", f"The state store is not available: {e}", status=503)
+
+
+async def _stored(call: Awaitable[T]) -> T:
+    """A store call; its failure is AWS's ServiceUnavailable (HTTP 503: SDKs retry it)."""
+    try:
+        return await call
+    except StoreError as e:
+        raise _unavailable(e) from None
 
 
 class ExecutionAbandoned(Exception):
@@ -204,6 +229,10 @@ class _Metrics:
         if self.m is not None:
             self._child(self.m.HTTP_REQUESTS, operation, str(status)).inc()
 
+    def throttled(self, machine: str, operation: str) -> None:
+        if self.m is not None:
+            self._child(self.m.EXECUTIONS_THROTTLED, machine, operation).inc()
+
 
 # ---------------------------------------------------------------------- the operations
 class StepFunctionsApi:
@@ -222,7 +251,10 @@ class StepFunctionsApi:
         self.max_machines = max_machines
         self.max_background = max_background
         self.background = 0
-        self.meta: dict[str, MachineMeta] = {}
+        # StartSyncExecution runs in progress here; beyond the bound they are refused at once
+        # rather than queued (each one holds its input, its state and a connection)
+        self.max_concurrent_sync = settings.http.max_concurrent_sync
+        self.sync_running = 0
         self.metrics = _Metrics()
         self._arn_prefix = f"arn:aws:states:{self.region}:{self.account}:stateMachine:"
         self._exec_prefix = f"arn:aws:states:{self.region}:{self.account}:express:"
@@ -260,15 +292,53 @@ class StepFunctionsApi:
         return name
 
     def entry_for(self, arn: str) -> tuple[str, Entry]:
-        name = self.machine_name(arn)
+        # ARN#CASE (Step Functions Local): the machine with that test case of the mock config
+        machine_arn, has_case, case = arn.partition("#")
+        name = self.machine_name(machine_arn)
         entry = self.registry.entry(name)
         if entry is None:
             raise ApiError("StateMachineDoesNotExist", f"State Machine Does Not Exist: '{_clip(arn)}'")
+        if has_case:
+            from express.mocking import MockConfigError, case_entry
+
+            try:
+                entry = case_entry(getattr(self.registry, "mock_config", None), entry, machine_arn, case)
+            except MockConfigError as e:
+                raise ApiError("StateMachineDoesNotExist",
+                               f"State Machine Does Not Exist: '{_clip(arn)}': {e}") from None
         return name, entry
 
     def machine_type(self, name: str) -> str:
-        meta = self.meta.get(name)
-        return meta.type if meta is not None else "EXPRESS"
+        entry = self.registry.entry(name)
+        return entry.type if entry is not None else "EXPRESS"
+
+    async def _catch_up(self) -> bool:
+        """Apply the store's committed changes here (a machine made through another worker); False
+        without a store."""
+        follower = self.registry.follower
+        if follower is None:
+            return False
+        try:
+            await follower.catch_up()
+        except StoreError as e:
+            raise _unavailable(e) from None
+        return True
+
+    async def _known_entry(self, arn: str) -> tuple[str, Entry]:
+        """entry_for, after catching up with the store when this process does not know the machine."""
+        try:
+            return self.entry_for(arn)
+        except ApiError as e:
+            if e.code != "StateMachineDoesNotExist" or not await self._catch_up():
+                raise
+        return self.entry_for(arn)
+
+    def _check_mutable(self, name: str, entry: Entry) -> None:
+        # with a store, a file's machine changed over the API would differ between workers and
+        # come back at the next start: the file is its only source
+        if entry.from_config and self.registry.store is not None:
+            raise ApiError("ValidationException", f"State machine '{name}' is defined by the file {name}.asl.json "
+                           "of the machines folder: change or delete the file instead")
 
     async def compile(self, text: str, name: str, logging: Mapping[str, Any] | None = None) -> Machine:
         """Compile off the event loop when the definition is large; DefinitionError -> InvalidDefinition."""
@@ -278,21 +348,13 @@ class StepFunctionsApi:
             raise ApiError("InvalidDefinition", problems_message(e.problems)) from None
 
     async def _compile(self, text: str, name: str, logging: Mapping[str, Any] | None = None) -> Machine:
-        # jsonatapy's compiled expressions must live and die on the thread that made them (they
-        # panic otherwise), so definitions that may hold JSONata always compile on the loop.
-        config = self.registry.logging_for(name, logging)
-        if len(text) > INLINE_COMPILE_BYTES and "JSONata" not in text:
-            return await asyncio.to_thread(self.engine.compile, text, name, config)
-        return self.engine.compile(text, name, config)
+        return await self.registry.compile_async(text, name, logging)
 
-    def install(self, name: str, machine: Machine, text: str, created: float) -> Entry:
-        put_compiled = getattr(self.registry, "put_compiled", None)
-        if put_compiled is not None:
-            entry: Entry = put_compiled(name, machine, text)
-        else:
-            entry = Entry(machine, text, created)
-            self.registry._entries[name] = entry  # until Registry.put_compiled exists
-        entry.created = created
+    def _install(self, name: str, entry: Entry) -> Entry:
+        """Make ``entry`` the version served here, unless a later one from the store is already."""
+        current = self.registry.entry(name)
+        if current is None or entry.seq == 0 or current.seq < entry.seq:
+            self.registry.install(entry, name)
         return entry
 
     # ------------------------------------------------------------------ executions
@@ -309,11 +371,22 @@ class StepFunctionsApi:
         try:
             value = orjson.loads(input_text)
         except orjson.JSONDecodeError as e:
-            raise ApiError("InvalidExecutionInput", f"Invalid State Machine Execution Input: '{e}'") from None
+            deep = decode_refusal(e)
+            raise ApiError("InvalidExecutionInput",
+                           f"Invalid State Machine Execution Input: '{deep[1] if deep else e}'") from None
+        # nested deeper than can be written, or an integer orjson made a float (express.limits)
+        refused = input_refusal(input_text, value)
+        if refused is not None:
+            raise ApiError("InvalidExecutionInput", f"Invalid State Machine Execution Input: '{refused[1]}'")
         return machine_name, entry, input_text, value, name
 
     async def start_sync_execution(self, body: dict[str, Any], headers: Mapping[str, str]) -> bytes:
-        machine_name, entry, input_text, value, name = self._prepare("StartSyncExecution", body)
+        try:
+            machine_name, entry, input_text, value, name = self._prepare("StartSyncExecution", body)
+        except ApiError as e:  # made through another worker, not followed here yet?
+            if e.code != "StateMachineDoesNotExist" or not await self._catch_up():
+                raise
+            machine_name, entry, input_text, value, name = self._prepare("StartSyncExecution", body)
         if self.machine_type(machine_name) != "EXPRESS":
             raise ApiError("StateMachineTypeNotSupported",
                            "This operation is not supported by this type of state machine")
@@ -321,8 +394,12 @@ class StepFunctionsApi:
         included = body.get("includedData") != "METADATA_ONLY"
         if name is None:
             name = str(uuid.uuid4())
-            return await self._run(entry.machine, machine_name, name, self._execution_arn(machine_name, name),
-                                   input_text, value, trace, included, "sync")
+            self._admit_sync(machine_name)
+            try:
+                return await self._run(entry.machine, machine_name, name, self._execution_arn(machine_name, name),
+                                       input_text, value, trace, included, "sync")
+            finally:
+                self.sync_running -= 1
         names = self.names
         key = (machine_name, name)
         digest = input_digest(value)
@@ -337,26 +414,43 @@ class StepFunctionsApi:
             except ExecutionAbandoned as e:
                 raise ApiError("ServiceUnavailable", str(e), status=503) from None
         arn = self._execution_arn(machine_name, name)
+        self._admit_sync(machine_name)
         try:
-            record = names.claim(key, digest, arn, time.time())
-        except NamesExhausted:
-            raise ApiError("ThrottlingException",
-                           f"Too many executions with names are still running ({len(names)}): retry later") from None
-        try:
-            answer = await self._run(entry.machine, machine_name, name, arn, input_text, value, trace, True, "sync")
-        except BaseException as e:
-            names.abandon(record, ExecutionAbandoned(f"The execution '{name}' ended without an answer: "
-                                                     f"{type(e).__name__}; retry it"))
-            raise
+            try:
+                record = names.claim(key, digest, arn, time.time())
+            except NamesExhausted:
+                self.metrics.throttled(machine_name, "StartSyncExecution")
+                raise ApiError("ThrottlingException",
+                               f"Too many executions with names are still running ({len(names)}): retry later") \
+                    from None
+            try:
+                answer = await self._run(entry.machine, machine_name, name, arn, input_text, value, trace, True,
+                                         "sync")
+            except BaseException as e:
+                names.abandon(record, ExecutionAbandoned(f"The execution '{name}' ended without an answer: "
+                                                         f"{type(e).__name__}; retry it"))
+                raise
+        finally:
+            self.sync_running -= 1
         names.finish(record, answer)
         return answer
+
+    def _admit_sync(self, machine_name: str) -> None:
+        """One more StartSyncExecution may run, or AWS's ThrottlingException (HTTP 400, "Rate
+        exceeded": SDKs back off and retry it); duplicates of a running name only wait, uncounted."""
+        if self.sync_running >= self.max_concurrent_sync:
+            self.metrics.throttled(machine_name, "StartSyncExecution")
+            raise ApiError("ThrottlingException", "Rate exceeded")
+        self.sync_running += 1
 
     def _execution_arn(self, machine_name: str, name: str) -> str:
         return f"{self._exec_prefix}{machine_name}:{name}:{uuid.uuid4()}"
 
     async def _run(self, machine: Machine, machine_name: str, name: str, arn: str, input_text: str, value: Any,
                    trace: str | None, included: bool, mode: str) -> bytes:
-        result = await machine.execute(value, name=name, arn=arn, mode=mode)
+        # the input's size as AWS counts it (UTF-8 bytes of the text given), measured once here
+        size = len(input_text) if input_text.isascii() else len(input_text.encode("utf-8", "surrogatepass"))
+        result = await machine.execute(value, name=name, arn=arn, mode=mode, input_size=size)
         status = result.status
         response: dict[str, Any] = {
             "executionArn": arn,
@@ -366,12 +460,9 @@ class StepFunctionsApi:
             "stopDate": result.stop_time,
             "status": status,
         }
-        output_bytes = 0
         if status == "SUCCEEDED":
-            output = orjson.dumps(result.output).decode()
-            output_bytes = len(output)
             if included:
-                response["output"] = output
+                response["output"] = orjson.dumps(result.output).decode()
         else:
             if result.error is not None:
                 response["error"] = result.error
@@ -383,15 +474,20 @@ class StepFunctionsApi:
         response["outputDetails"] = {"included": included}
         if trace:
             response["traceHeader"] = trace
-        billing = bill(result.duration_s, machine.definition_size, len(input_text) + output_bytes)
-        response["billingDetails"] = {"billedMemoryUsedInMB": billing.billed_memory_mb,
-                                      "billedDurationInMilliseconds": billing.billed_duration_ms}
+        response["billingDetails"] = {"billedMemoryUsedInMB": result.billed_memory_mb,
+                                      "billedDurationInMilliseconds": result.billed_duration_ms}
         return orjson.dumps(response)
 
     async def start_execution(self, body: dict[str, Any], headers: Mapping[str, str]) -> dict[str, Any]:
-        machine_name, entry, input_text, value, name = self._prepare("StartExecution", body)
+        try:
+            machine_name, entry, input_text, value, name = self._prepare("StartExecution", body)
+        except ApiError as e:  # made through another worker, not followed here yet?
+            if e.code != "StateMachineDoesNotExist" or not await self._catch_up():
+                raise
+            machine_name, entry, input_text, value, name = self._prepare("StartExecution", body)
         trace = headers.get("x-amzn-trace-id") or body.get("traceHeader")
         if self.background >= self.max_background:
+            self.metrics.throttled(machine_name, "StartExecution")
             raise ApiError("ExecutionLimitExceeded",
                            f"The maximum number of running executions ({self.max_background}) has been reached")
         record = None
@@ -410,6 +506,7 @@ class StepFunctionsApi:
             try:
                 record = self.names.claim(key, digest, self._execution_arn(machine_name, name), time.time())
             except NamesExhausted:
+                self.metrics.throttled(machine_name, "StartExecution")
                 raise ApiError("ThrottlingException",
                                "Too many executions with names are still running: retry later") from None
         arn = record.execution_arn if record is not None else self._execution_arn(machine_name, name)
@@ -448,26 +545,102 @@ class StepFunctionsApi:
         logging = self._logging(body.get("loggingConfiguration"))
         tracing = self._tracing(body.get("tracingConfiguration"))
         tags = self._tags(body.get("tags"))
+        encryption = self._encryption(body.get("encryptionConfiguration"))
+        self._check_version_description(body)
         text = body["definition"]
+        asked = (text, role, machine_type, tracing, encryption)
         existing = self.registry.entry(name)
-        if existing is not None:
-            same = (existing.definition_text == text and existing.role_arn == role
-                    and self.machine_type(name) == machine_type)
-            if not same:
-                raise ApiError("StateMachineAlreadyExists",
-                               f"State Machine Already Exists: '{self._arn_prefix}{name}'")
-            return {"stateMachineArn": existing.machine.arn, "creationDate": existing.created}
+        if existing is not None:  # AWS: the same request again is answered, another one refused
+            return self._created_before(name, asked, _identity(existing), existing.machine.arn, existing.created)
         if len(self.registry) >= self.max_machines:
             raise ApiError("StateMachineLimitExceeded",
                            f"The maximum number of state machines ({self.max_machines}) has been reached")
         machine = await self.compile(text, name, logging)
-        if self.registry.entry(name) is not None:  # created meanwhile (large definition compiled in a thread)
-            raise ApiError("StateMachineAlreadyExists", f"State Machine Already Exists: '{self._arn_prefix}{name}'")
-        entry = self.install(name, machine, text, time.time())
-        entry.role_arn = role
-        entry.logging = logging
-        self.meta[name] = MachineMeta(type=machine_type, tracing=tracing, tags=tags)
+        references = await self._variable_references(machine, text)
+        entry = Entry(machine, text, time.time(), role_arn=role, logging=logging, type=machine_type, tracing=tracing,
+                      tags=tags, encryption=encryption, references=references, references_of=text)
+        store = self.registry.store
+        if store is not None:
+            # the store decides, atomically, which of concurrent Creates on any worker made the machine
+            stored, created = await _stored(store.create(_record(name, entry)))
+            if not created:
+                return self._created_before(name, asked, _record_identity(stored), stored.arn, stored.created)
+            entry.seq = stored.seq
+        else:
+            existing = self.registry.entry(name)
+            if existing is not None:  # created meanwhile (large definition compiled in a thread)
+                return self._created_before(name, asked, _identity(existing), existing.machine.arn, existing.created)
+        self._install(name, entry)
         return {"stateMachineArn": machine.arn, "creationDate": entry.created}
+
+    def _created_before(self, name: str, asked: tuple[Any, ...], existing: tuple[Any, ...], arn: str,
+                        created: float) -> dict[str, Any]:
+        if asked != existing:
+            raise ApiError("StateMachineAlreadyExists", f"State Machine Already Exists: '{self._arn_prefix}{name}'")
+        return {"stateMachineArn": arn, "creationDate": created}
+
+    @staticmethod
+    async def _variable_references(machine: Machine, text: str) -> VariableReferences:
+        """Computed once per definition; a large one is walked off the event loop."""
+        if len(text) > INLINE_COMPILE_BYTES:
+            return await asyncio.to_thread(variable_references, machine.definition)
+        return variable_references(machine.definition)
+
+    @staticmethod
+    def _check_version_description(body: dict[str, Any]) -> None:
+        # versions are not kept (express runs the latest definition), but the request is refused as on AWS
+        if body.get("versionDescription") is not None and not body.get("publish"):
+            raise ApiError("ValidationException", "Version description can only be set when publish is true")
+
+    @staticmethod
+    def _encryption(config: Any) -> dict[str, Any]:
+        """AWS's checks of an encryptionConfiguration; what DescribeStateMachine returns for it.
+        Express keeps nothing encrypted at rest: a customer managed key is recorded, not used."""
+        if config is None:
+            return dict(DEFAULT_ENCRYPTION)
+        kind, key, period = config.get("type"), config.get("kmsKeyId"), config.get("kmsDataKeyReusePeriodSeconds")
+        where = "encryptionConfiguration"
+        if kind is not None and not isinstance(kind, str):
+            raise ApiError("SerializationException", f"Value for '{where}.type' must be a string")
+        if key is not None and not isinstance(key, str):
+            raise ApiError("SerializationException", f"Value for '{where}.kmsKeyId' must be a string")
+        if period is not None and (not isinstance(period, int) or isinstance(period, bool)):
+            raise ApiError("SerializationException", f"Value for '{where}.kmsDataKeyReusePeriodSeconds' must be an "
+                                                     "integer")
+        problems = []
+        if kind is None:
+            problems.append(f"Value null at '{where}.type' failed to satisfy constraint: Member must not be null")
+        elif kind not in ENCRYPTION_TYPES:
+            problems.append(f"Value '{_clip(kind)}' at '{where}.type' failed to satisfy constraint: Member must "
+                            f"satisfy enum value set: [{', '.join(ENCRYPTION_TYPES)}]")
+        if key is not None and not 1 <= len(key) <= 2048:
+            bound = "greater than or equal to 1" if not key else "less than or equal to 2048"
+            problems.append(f"Value '{_clip(key)}' at '{where}.kmsKeyId' failed to satisfy constraint: Member must "
+                            f"have length {bound}")
+        if period is not None and not 60 <= period <= 900:
+            bound = "greater than or equal to 60" if period < 60 else "less than or equal to 900"
+            problems.append(f"Value '{period}' at '{where}.kmsDataKeyReusePeriodSeconds' failed to satisfy "
+                            f"constraint: Member must have value {bound}")
+        if problems:
+            n = len(problems)
+            error = ApiError("ValidationException",
+                             f"{n} validation error{'s' if n > 1 else ''} detected: " + "; ".join(problems))
+            if kind is None:
+                error.extra["reason"] = "MISSING_REQUIRED_PARAMETER"
+            raise error
+        if kind == "CUSTOMER_MANAGED_KMS_KEY":
+            if key is None:
+                raise ApiError("InvalidEncryptionConfiguration", "Invalid Encryption Configuration: kmsKeyId is "
+                               "required when the type is CUSTOMER_MANAGED_KMS_KEY.")
+        elif key is not None or period is not None:
+            raise ApiError("InvalidEncryptionConfiguration", "Invalid Encryption Configuration: kmsKeyId and "
+                           "kmsDataKeyReusePeriodSeconds can only be set when the type is CUSTOMER_MANAGED_KMS_KEY.")
+        out: dict[str, Any] = {"type": kind}
+        if key is not None:
+            out["kmsKeyId"] = key
+        if period is not None:
+            out["kmsDataKeyReusePeriodSeconds"] = period
+        return out
 
     def _logging(self, config: Any) -> dict[str, Any] | None:
         if config is None:
@@ -525,57 +698,96 @@ class StepFunctionsApi:
         text = body.get("definition")
         role = body.get("roleArn")
         if text is None and role is None and body.get("loggingConfiguration") is None \
-                and body.get("tracingConfiguration") is None:
-            raise ApiError("MissingRequiredParameter", "Either the definition or the roleArn must be specified")
-        name, entry = self.entry_for(body["stateMachineArn"])
+                and body.get("tracingConfiguration") is None and body.get("encryptionConfiguration") is None:
+            raise ApiError("MissingRequiredParameter", "Either the definition, the role ARN, the LoggingConfiguration, "
+                                                       "or the TracingConfiguration must be specified")
+        self._check_version_description(body)
+        name, entry = await self._known_entry(body["stateMachineArn"])
+        self._check_mutable(name, entry)
         if role is not None and not _ARN.match(role):
             raise ApiError("InvalidArn", f"Invalid Arn: '{_clip(role)}'")
         logging = self._logging(body.get("loggingConfiguration")) if "loggingConfiguration" in body else entry.logging
-        meta = self.meta.setdefault(name, MachineMeta())
-        tracing = self._tracing(body.get("tracingConfiguration")) if "tracingConfiguration" in body else meta.tracing
+        tracing = self._tracing(body.get("tracingConfiguration")) if "tracingConfiguration" in body else entry.tracing
+        encryption = self._encryption(body["encryptionConfiguration"]) \
+            if body.get("encryptionConfiguration") is not None else entry.encryption
+        # AWS makes a new revision only when something changed (the same update again keeps the revision id)
+        changed = (role is not None and role != entry.role_arn) or logging != entry.logging \
+            or tracing != entry.tracing or encryption != entry.encryption
+        machine, new_text = entry.machine, entry.definition_text
+        references, references_of = entry.references, entry.references_of
         if (text is not None and text != entry.definition_text) or logging != entry.logging:
-            text = text if text is not None else entry.definition_text
-            machine = await self.compile(text, name, logging)
-            current = self.registry.entry(name)
-            if current is None:
+            new_text = text if text is not None else entry.definition_text
+            machine = await self.compile(new_text, name, logging)
+            references, references_of = await self._variable_references(machine, new_text), new_text
+            changed = changed or machine.definition != entry.machine.definition
+        new = dataclasses.replace(
+            entry, machine=machine, definition_text=new_text, role_arn=role if role is not None else entry.role_arn,
+            logging=logging, tracing=tracing, encryption=encryption, references=references,
+            references_of=references_of, revision_id=str(uuid.uuid4()) if changed else entry.revision_id)
+        store = self.registry.store
+        if store is not None:
+            stored = await _stored(store.update(_record(name, new)))
+            if stored is None:  # deleted meanwhile, through another worker
                 raise ApiError("StateMachineDoesNotExist",
                                f"State Machine Does Not Exist: '{_clip(body['stateMachineArn'])}'")
-            new = self.install(name, machine, text, current.created)
-            new.role_arn = current.role_arn
-            entry = new
-        if role is not None:
-            entry.role_arn = role
-        entry.logging = logging
-        meta.tracing = tracing
-        meta.revision_id = str(uuid.uuid4())
-        return {"updateDate": time.time(), "revisionId": meta.revision_id}
+            new.seq = stored.seq
+        elif self.registry.entry(name) is None:  # deleted while the definition compiled
+            raise ApiError("StateMachineDoesNotExist",
+                           f"State Machine Does Not Exist: '{_clip(body['stateMachineArn'])}'")
+        self._install(name, new)
+        out: dict[str, Any] = {"updateDate": time.time()}
+        if new.revision_id is not None:
+            out["revisionId"] = new.revision_id
+        return out
 
     async def delete_state_machine(self, body: dict[str, Any], headers: Mapping[str, str]) -> dict[str, Any]:
         check_shape("DeleteStateMachine", body)
         name = self.machine_name(body["stateMachineArn"]) if body["stateMachineArn"].startswith("arn:") else None
         if name is None:
             raise ApiError("InvalidArn", f"Invalid Arn: '{_clip(body['stateMachineArn'])}'")
+        entry = self.registry.entry(name)
+        if entry is not None:
+            self._check_mutable(name, entry)
         # Idempotent, as on AWS; running executions finish on the definition they started with.
-        self.registry.delete(name)
-        self.meta.pop(name, None)
+        store = self.registry.store
+        seq = None
+        if store is not None:
+            seq = await _stored(store.delete(name))
+        current = self.registry.entry(name)
+        if current is not None and (seq is None or current.seq < seq):
+            self.registry.delete(name)
         return {}
 
     async def describe_state_machine(self, body: dict[str, Any], headers: Mapping[str, str]) -> dict[str, Any]:
         check_shape("DescribeStateMachine", body)
+        await self._catch_up()  # what any worker has changed, described here at once
         name, entry = self.entry_for(body["stateMachineArn"])
-        meta = self.meta.get(name) or MachineMeta()
-        return {
+        # METADATA_ONLY: what a caller without kms:Decrypt may see; the definition reads "{}"
+        # and what is derived from it (variableReferences) is left out
+        metadata_only = body.get("includedData") == "METADATA_ONLY"
+        out: dict[str, Any] = {
             "stateMachineArn": entry.machine.arn,
             "name": name,
             "status": "ACTIVE",
-            "definition": entry.definition_text,
+            "definition": "{}" if metadata_only else entry.definition_text,
             "roleArn": entry.role_arn,
-            "type": meta.type,
+            "type": entry.type,
             "creationDate": entry.created,
             "loggingConfiguration": entry.logging or {"level": "OFF", "includeExecutionData": False},
-            "tracingConfiguration": {"enabled": meta.tracing},
-            "revisionId": meta.revision_id,
+            "tracingConfiguration": {"enabled": entry.tracing},
+            "encryptionConfiguration": dict(entry.encryption),
         }
+        if entry.revision_id is not None:
+            out["revisionId"] = entry.revision_id
+        if not metadata_only:
+            # a machine of the config directory has its references computed at its first describe
+            if entry.references_of is not entry.definition_text:
+                text = entry.definition_text
+                entry.references = await self._variable_references(entry.machine, text)
+                entry.references_of = text
+            if entry.references:
+                out["variableReferences"] = {state: list(names) for state, names in entry.references.items()}
+        return out
 
     async def list_state_machines(self, body: dict[str, Any], headers: Mapping[str, str]) -> dict[str, Any]:
         check_shape("ListStateMachines", body)
@@ -589,13 +801,14 @@ class StepFunctionsApi:
                 raise ApiError("InvalidToken", f"Invalid Token: '{_clip(token)}'") from None
             if not after:
                 raise ApiError("InvalidToken", f"Invalid Token: '{_clip(token)}'")
+        await self._catch_up()
         names = [n for n in self.registry if n > after]
         page = names[:limit]
         items = []
         for n in page:
             entry = self.registry.entry(n)
             if entry is not None:
-                items.append({"stateMachineArn": entry.machine.arn, "name": n, "type": self.machine_type(n),
+                items.append({"stateMachineArn": entry.machine.arn, "name": n, "type": entry.type,
                               "creationDate": entry.created})
         out: dict[str, Any] = {"stateMachines": items}
         if len(names) > limit:
@@ -649,7 +862,7 @@ class StepFunctionsApi:
             return await run_test_state(
                 self.engine, definition, value, state_name=body.get("stateName"), variables=variables, mock=mock,
                 state_configuration=body.get("stateConfiguration"),
-                inspection_level=body.get("inspectionLevel") or "INFO")
+                inspection_level=body.get("inspectionLevel") or "INFO", role_arn=role, context=body.get("context"))
         except TestStateInputError as e:
             raise ApiError(e.code, e.message) from None
         except DefinitionError as e:

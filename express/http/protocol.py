@@ -1,46 +1,70 @@
-"""A small HTTP/1.1 server connection on asyncio protocols (uvloop when the loop is uvloop's).
+"""A small HTTP/1.1 server connection on asyncio protocols (uvloop when the loop is uvloop's), and the
+client-side response parser that :mod:`express.http.routing` reads with.
 
-Why our own: the API is a handful of fixed routes with small JSON bodies, and the throughput
+Why our own connection: the API is a handful of fixed routes with small JSON bodies, and the throughput
 target (10k requests/s with a p99 under 20 ms on two cores, the client included) leaves no room
-for a general framework's per-request machinery. What a framework would otherwise give us is
-here, bounded:
+for a general framework's per-request machinery. The parsing is not ours: both directions use
+llhttp (Node's parser, through ``httptools``, as uvicorn does), which reads a byte once however the
+data is split, and keeps nothing but what its callbacks keep. What a framework would otherwise
+give us is here, bounded:
 
-- requests are parsed strictly (CRLF line ends, token header names, one framing: a
-  ``Content-Length`` or ``Transfer-Encoding: chunked``, never both), with limits on the head
-  (``max_header_bytes``, ``max_headers``) and on the body (``max_body_bytes``: 413);
+- requests are parsed strictly (CRLF line ends, token header names and methods, one framing: a
+  ``Content-Length`` or ``Transfer-Encoding: chunked``, never both, HTTP/1.0 and 1.1 only), with
+  limits on the head (``max_header_bytes``, ``max_headers``: 431) and on the body
+  (``max_body_bytes``: 413). The limits count raw bytes whatever the framing: a message may not
+  take more than ``max_header_bytes + max_body_bytes`` bytes on the wire, chunk-size lines,
+  extensions and trailers included, nor decode to a body over ``max_body_bytes``; trailers count
+  against the head's limits (and are otherwise ignored);
+- ``Connection`` is read as a list of tokens (llhttp), an HTTP/1.0 keep-alive is answered with
+  ``Connection: keep-alive``, ``Expect: 100-continue`` is honoured for HTTP/1.1 only (ignored for
+  1.0, as RFC 9110 says), any other expectation is answered with 417;
 - keep-alive and pipelining: requests on a connection are answered one at a time, in order;
-  reading stops while a request is being handled and its buffer is full, and while the
+  reading stops while a complete request waits behind the one being handled, and while the
   transport's write buffer is above its high-water mark (a client that does not read);
 - timeouts: an idle keep-alive connection is closed after ``keepalive_timeout_s``; a request
   that is not complete ``request_timeout_s`` after its first byte gets 408 (slow clients); the
   server's sweeper enforces both, so the hot path sets no timers;
+- an error answer is followed by a lingering close: the write side is shut, and what the client
+  still sends is read and dropped for up to ``LINGER_S`` seconds, so that a client busy sending a
+  refused body reads the answer instead of a connection reset;
 - a client that disconnects does not cancel its request's handler: an execution that started
   runs to its end (and its answer is kept for a retry with the same name).
 
 Every error answer is produced by the ``error`` callable the server passes in (AWS JSON error
 bodies), so even a malformed request line gets ``{"__type": ..., "message": ...}``.
+
+The raw-byte limits are kept per slice of ``_SLICE`` bytes fed to the parser: exact for a message
+that starts a read (the usual case), and at most ``_SLICE`` bytes lenient for a pipelined message
+that starts inside a slice, whose first bytes are not located.
 """
 from __future__ import annotations
 
 import asyncio
-import re
 import sys
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from email.utils import formatdate
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
-__all__ = ["HttpConnection", "HttpError", "Limits", "Request", "Response"]
+import httptools
 
-_TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
-_BAD_VALUE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+__all__ = ["HttpConnection", "HttpError", "Limits", "ParsedResponse", "Request", "Response", "ResponseError",
+           "ResponseParser"]
+
 REASONS = {
     100: "Continue", 200: "OK", 400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found",
     405: "Method Not Allowed", 408: "Request Timeout", 411: "Length Required", 413: "Content Too Large",
-    415: "Unsupported Media Type", 431: "Request Header Fields Too Large", 500: "Internal Server Error",
-    501: "Not Implemented", 503: "Service Unavailable", 505: "HTTP Version Not Supported",
+    415: "Unsupported Media Type", 417: "Expectation Failed", 431: "Request Header Fields Too Large",
+    500: "Internal Server Error", 501: "Not Implemented", 503: "Service Unavailable",
+    505: "HTTP Version Not Supported",
 }
+LINGER_S = 2.0
+_SLICE = 16 * 1024  # bytes given to llhttp at once: the granularity of the raw-byte limits
+_CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+# Repeated with another value, these would say two things to the signature check and to the routing.
+_SINGLE = frozenset({"host", "authorization", "x-amz-date", "x-amz-target"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,27 +152,78 @@ class ConnectionOwner(Protocol):
     def track(self, task: asyncio.Task[Any]) -> None: ...
 
 
+def _request_parser(callbacks: object) -> httptools.HttpRequestParser:
+    parser = httptools.HttpRequestParser(callbacks)
+    # Any single-digit version reaches on_headers_complete, which answers 505 for those we do not speak.
+    parser.set_dangerous_leniencies(lenient_version=True)
+    return parser
+
+
+_NAMES: dict[bytes, str] = {}  # header names as sent -> lower-case str, for the names clients send
+_METHODS = {m.encode(): m for m in ("GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH")}
+
+
+def _header_name(name: bytes) -> str:
+    key = name.decode("latin-1").lower()
+    if len(_NAMES) < 512 and len(name) <= 64:
+        _NAMES[name] = key
+    return key
+
+
+def _malformed(e: httptools.HttpParserError) -> HttpError:
+    cause = e.__context__
+    if isinstance(cause, HttpError):  # raised by one of our callbacks
+        return cause
+    return HttpError(400, "SerializationException", f"Malformed HTTP request: {e}")
+
+
 class HttpConnection(asyncio.Protocol):
-    __slots__ = ("_owner", "_limits", "_loop", "transport", "_buf", "_head", "_busy", "_closed",
-                 "_write_paused", "_read_paused", "deadline", "_first_byte", "_eof", "_continue_sent")
+    """One client connection: llhttp's callbacks build each request, complete requests wait in
+    ``_queue`` (with a parse error in their place, answered in turn), one is handled at a time."""
+
+    __slots__ = ("_owner", "_limits", "_loop", "transport", "_parser", "_queue", "_busy", "_closed", "_bypass",
+                 "_lingering", "_write_paused", "_read_paused", "deadline", "_first_byte", "_eof",
+                 "_max_header", "_max_headers", "_max_body", "_max_raw",
+                 # the message being read
+                 "_in_msg", "_headers_done", "_cut", "_raw", "_head_bytes", "_nheaders", "_url", "_headers",
+                 "_body", "_body_len", "_expect", "_method", "_path", "_query", "_version", "_keep_alive",
+                 "_upgrade_left", "_backlog")
 
     def __init__(self, owner: ConnectionOwner) -> None:
         self._owner = owner
-        self._limits = owner.limits
+        limits = self._limits = owner.limits
         self._loop = asyncio.get_running_loop()
         self.transport: asyncio.Transport | None = None
-        self._buf = bytearray()
-        # Parsed head of the request whose body is still arriving: (method, path, query, version,
-        # headers, keep_alive, content_length or -1 for chunked).
-        self._head: tuple[str, str, str, str, dict[str, str], bool, int] | None = None
+        self._parser = _request_parser(self)
+        self._queue: deque[Request | HttpError] = deque()
         self._busy = False
         self._closed = False
+        self._bypass = False  # data does not go to the parser: closed, failed, lingering or an upgrade's body
+        self._lingering = False
         self._write_paused = False
         self._read_paused = False
         self._eof = False
-        self._continue_sent = False
         self._first_byte = 0.0
         self.deadline: float | None = None  # monotonic; enforced by the server's sweeper
+        self._max_header = limits.max_header_bytes
+        self._max_headers = limits.max_headers
+        self._max_body = limits.max_body_bytes
+        self._max_raw = limits.max_header_bytes + limits.max_body_bytes
+        self._in_msg = False
+        self._headers_done = False
+        self._cut = False  # a message ended inside the slice being parsed
+        self._raw = 0
+        self._head_bytes = 0
+        self._nheaders = 0
+        self._url = b""
+        self._headers: dict[str, str] = {}
+        self._body: list[bytes] = []
+        self._body_len = 0
+        self._expect = False
+        self._method = self._path = self._query = self._version = ""
+        self._keep_alive = True
+        self._upgrade_left = -1
+        self._backlog: bytes | None = None  # read, not parsed yet: behind a complete request
 
     # ------------------------------------------------------------------ asyncio callbacks
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -161,7 +236,7 @@ class HttpConnection(asyncio.Protocol):
         self.deadline = time.monotonic() + self._limits.keepalive_timeout_s
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._closed = True
+        self._closed = self._bypass = True
         self._owner.connections.discard(self)
         self.transport = None
 
@@ -175,54 +250,279 @@ class HttpConnection(asyncio.Protocol):
 
     def eof_received(self) -> bool:
         self._eof = True
-        if not self._busy:
+        if self._lingering:
+            self._close()
+        elif not self._busy:
             self._advance()
         return True  # keep the write side open until our answer is out
 
     def data_received(self, data: bytes) -> None:
-        if self._closed:
-            return
-        if not self._buf and self._head is None:
-            self._first_byte = time.monotonic()
-        self._buf += data
-        if self._busy:
-            if len(self._buf) > self._limits.max_header_bytes + self._limits.max_body_bytes and not self._read_paused:
+        if self._bypass:
+            if not self._data_bypassed(data):
+                return
+        else:
+            self._feed(data)
+        if self._busy or self._write_paused:
+            if self._queue and not self._read_paused:
                 self._read_paused = True
                 self.transport.pause_reading()  # type: ignore[union-attr]
             return
         self._advance()
 
+    def _data_bypassed(self, data: bytes) -> bool:
+        """Data that the parser does not see; True if it may have completed a request."""
+        if self._closed:
+            return False
+        if self._lingering:
+            if self.deadline is not None and time.monotonic() > self.deadline:
+                self._close()
+            return False
+        if self._backlog is not None:
+            self._backlog += data
+            return False
+        if self._upgrade_left >= 0:
+            self._upgrade_body(data)
+            return True
+        return False  # after a parse error: dropped until the error is answered
+
+    # ------------------------------------------------------------------ parsing (llhttp callbacks)
+    def _feed(self, data: bytes) -> None:
+        if len(data) > _SLICE:
+            self._feed_slices(data)
+            return
+        self._cut = False
+        try:
+            self._parser.feed_data(data)
+        except httptools.HttpParserUpgrade as e:
+            self._after_upgrade(data[int(e.args[0]):])
+            return
+        except httptools.HttpParserError as e:
+            self._fail(_malformed(e))
+            return
+        if self._in_msg and not self._cut:
+            self._count_raw(len(data))
+
+    def _feed_slices(self, data: bytes) -> None:
+        view = memoryview(data)
+        parser = self._parser
+        for start in range(0, len(data), _SLICE):
+            chunk = view[start:start + _SLICE]
+            self._cut = False
+            try:
+                parser.feed_data(chunk)
+            except httptools.HttpParserUpgrade as e:
+                self._after_upgrade(data[start + int(e.args[0]):])
+                return
+            except httptools.HttpParserError as e:
+                self._fail(_malformed(e))
+                return
+            if self._in_msg and not self._cut and not self._count_raw(len(chunk)):
+                return
+            if self._queue and start + _SLICE < len(data):
+                # A request is complete: parse no further ahead (pipelined requests would be held
+                # parsed, many times their size) until it is answered.
+                self._backlog = data[start + _SLICE:]
+                self._bypass = True
+                if not self._read_paused:
+                    self._read_paused = True
+                    self.transport.pause_reading()  # type: ignore[union-attr]
+                return
+
+    def _count_raw(self, n: int) -> bool:
+        """Count ``n`` more bytes of the message being read against the limits; False if over."""
+        raw = self._raw = self._raw + n
+        if raw <= self._max_header:
+            return True
+        if not self._headers_done:
+            self._fail(HttpError(431, "RequestHeaderFieldsTooLarge",
+                                 f"The request head exceeds {self._max_header} bytes"))
+            return False
+        error = self._fields_error()  # the trailers so far
+        if error is not None:
+            self._fail(error)
+            return False
+        if raw > self._max_raw:
+            self._fail(HttpError(413, "RequestEntityTooLarge",
+                                 f"The request takes more than {self._max_raw} bytes with its framing"))
+            return False
+        return True
+
+    def _fail(self, error: HttpError) -> None:
+        """Stop reading requests: ``error`` is answered once the requests before it are."""
+        self._bypass = True
+        self._in_msg = False
+        self._queue.append(error)
+
+    def on_message_begin(self) -> None:
+        self._in_msg = True
+        self._headers_done = False
+        self._raw = 0
+        self._head_bytes = 0
+        self._nheaders = 0
+        self._url = b""
+        self._headers = {}
+        self._body = []
+        self._body_len = 0
+        self._expect = False
+        self._first_byte = time.monotonic()
+
+    def on_url(self, url: bytes) -> None:
+        self._url += url
+        self._head_bytes += len(url)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        # Counted here, checked once the head (or the trailers) is complete: until then the raw-byte
+        # limit of _count_raw bounds what is held.
+        self._head_bytes += len(name) + len(value) + 4
+        self._nheaders += 1
+        if self._headers_done:
+            return  # a trailer: counted, not kept
+        key = _NAMES.get(name)
+        if key is None:
+            key = _header_name(name)
+        text = value.decode("latin-1").rstrip(" \t")  # llhttp drops the leading whitespace only
+        headers = self._headers
+        if key in headers:
+            text = self._repeated(key, headers[key], text)
+        headers[key] = text
+
+    def _fields_error(self) -> HttpError | None:
+        if self._nheaders > self._max_headers:
+            what = "header and trailer fields" if self._headers_done else "headers"
+            return HttpError(431, "RequestHeaderFieldsTooLarge", f"More than {self._max_headers} {what}")
+        if self._head_bytes > self._max_header:
+            what = "The request's header and trailer fields exceed" if self._headers_done else \
+                "The request head exceeds"
+            return HttpError(431, "RequestHeaderFieldsTooLarge", f"{what} {self._max_header} bytes")
+        return None
+
+    @staticmethod
+    def _repeated(key: str, before: str, value: str) -> str:
+        if key in _SINGLE and before != value:
+            raise HttpError(400, "SerializationException", f"Repeated {key} header")
+        return before if key in _SINGLE else before + "," + value
+
+    def on_headers_complete(self) -> None:
+        error = self._fields_error()
+        if error is not None:
+            raise error
+        self._headers_done = True
+        parser = self._parser
+        version = parser.get_http_version()
+        if version == "1.1":
+            self._version = "HTTP/1.1"
+        elif version == "1.0":
+            self._version = "HTTP/1.0"
+        else:
+            raise HttpError(505, "HttpVersionNotSupported", f"HTTP version {version} is not supported")
+        headers = self._headers
+        if "host" not in headers and version == "1.1":
+            raise HttpError(400, "SerializationException", "HTTP/1.1 requests must carry a Host header")
+        target = self._url.decode("latin-1")
+        if target[:1] != "/":
+            target = _origin_form(target)
+        path, _, self._query = target.partition("?")
+        self._path = path
+        te = headers.get("transfer-encoding")
+        if te is not None:
+            if te.lower() != "chunked" or version != "1.1":
+                raise HttpError(501, "NotImplemented", f"Transfer-Encoding {te[:100]!r} is not supported")
+        else:
+            length = headers.get("content-length")
+            if length is not None and int(length) > self._max_body:  # llhttp checked the digits
+                raise HttpError(413, "RequestEntityTooLarge", f"The request body exceeds {self._max_body} bytes")
+        expect = headers.get("expect")
+        if expect is not None:
+            if expect.lower() != "100-continue":
+                raise HttpError(417, "ExpectationFailed",
+                                f"Unsupported expectation {expect[:100]!r}: only 100-continue is supported")
+            self._expect = version == "1.1"  # RFC 9110 10.1.1: ignored in an HTTP/1.0 request
+        method = parser.get_method()
+        self._method = _METHODS.get(method) or method.decode("ascii")
+        self._keep_alive = parser.should_keep_alive()
+        if parser.should_upgrade():
+            # We speak HTTP/1.1 only and ignore the upgrade; httptools makes llhttp skip the body of an
+            # upgrade request, so _after_upgrade reads a Content-Length body itself.
+            if te is not None:
+                raise HttpError(501, "NotImplemented", "A chunked body with an Upgrade header is not supported")
+            self._upgrade_left = int(headers.get("content-length") or 0)
+
+    def on_body(self, data: bytes) -> None:
+        size = self._body_len = self._body_len + len(data)
+        if size > self._max_body:
+            raise HttpError(413, "RequestEntityTooLarge", f"The request body exceeds {self._max_body} bytes")
+        self._body.append(data)
+
+    def on_message_complete(self) -> None:
+        if self._nheaders > self._max_headers or self._head_bytes > self._max_header:  # with the trailers
+            raise self._fields_error() or AssertionError
+        if self._upgrade_left >= 0:
+            return  # the body follows, outside llhttp
+        self._in_msg = False
+        self._cut = True
+        self._queue.append(Request(self._method, self._path, self._query, self._version, self._headers,
+                                   b"".join(self._body), self._keep_alive))
+
+    def _after_upgrade(self, rest: bytes) -> None:
+        self._parser = _request_parser(self)
+        self._bypass = True
+        self._upgrade_body(rest)
+
+    def _upgrade_body(self, data: bytes) -> None:
+        need = self._upgrade_left
+        if data:
+            self._body.append(data[:need])
+        if len(data) < need:
+            self._upgrade_left = need - len(data)
+            return
+        self._upgrade_left = -1
+        self._bypass = False
+        self._in_msg = False
+        self._queue.append(Request(self._method, self._path, self._query, self._version, self._headers,
+                                   b"".join(self._body), self._keep_alive))
+        if len(data) > need:
+            self._feed(data[need:])
+
     # ------------------------------------------------------------------ request loop
     def _advance(self) -> None:
-        """Start handling the next complete request, if there is one and we may."""
-        if self._busy or self._closed or self._write_paused:
+        """Start handling the next complete request (or answer the next error), if there is one and we may."""
+        if self._busy or self._closed or self._write_paused or self._lingering:
             return
-        try:
-            request = self._parse()
-        except HttpError as e:
-            self._send(self._owner.error(e.status, e.code, e.message), close=True)
-            return
-        if request is None:
-            if self._eof:
-                if self._buf.strip() or self._head is not None:
-                    self._send(self._owner.error(400, "SerializationException",
-                                                 "The connection was closed before the request was complete"),
-                               close=True)
-                else:
-                    self._close()
+        queue = self._queue
+        if not queue and self._backlog is not None:
+            data = self._backlog
+            self._backlog = None
+            self._bypass = False
+            self._feed(data)
+        if queue:
+            item = queue.popleft()
+            if isinstance(item, HttpError):
+                self._send(self._owner.error(item.status, item.code, item.message), close=True, linger=True)
                 return
-            if self._buf or self._head is not None:
-                self.deadline = self._first_byte + self._limits.request_timeout_s
-            if self._read_paused and len(self._buf) <= self._limits.max_header_bytes + self._limits.max_body_bytes:
+            self._busy = True
+            self.deadline = None
+            if self._read_paused and not queue and self._backlog is None:
                 self._read_paused = False
                 self.transport.resume_reading()  # type: ignore[union-attr]
+            task = self._loop.create_task(self._run(item))
+            self._owner.track(task)
             return
-        self._busy = True
-        self.deadline = None
-        if self._buf:
-            self._first_byte = time.monotonic()
-        task = self._loop.create_task(self._run(request))
-        self._owner.track(task)
+        if self._eof:
+            if self._in_msg:
+                self._send(self._owner.error(400, "SerializationException",
+                                             "The connection was closed before the request was complete"),
+                           close=True)
+            else:
+                self._close()
+            return
+        if self._in_msg:
+            self.deadline = self._first_byte + self._limits.request_timeout_s
+            if self._expect:
+                self._expect = False
+                self.transport.write(_CONTINUE)  # type: ignore[union-attr]
+        if self._read_paused:
+            self._read_paused = False
+            self.transport.resume_reading()  # type: ignore[union-attr]
 
     async def _run(self, request: Request) -> None:
         owner = self._owner
@@ -235,21 +535,21 @@ class HttpConnection(asyncio.Protocol):
             print(f"express: http: internal error: {type(e).__name__}: {e}", file=sys.stderr, flush=True)
             response = owner.error(500, "InternalFailure", "The server encountered an internal error")
         close = response.close or not request.keep_alive or owner.closing
-        self._send(response, close=close, head_only=request.method == "HEAD")
+        self._send(response, close=close, head_only=request.method == "HEAD",
+                   keep_alive_10=request.version == "HTTP/1.0")
         self._busy = False
         if not close and not self._closed:
-            if not self._buf:
+            if self._in_msg:
+                self._first_byte = time.monotonic()  # a pipelined request's clock starts when it is its turn
+            elif not self._queue:
                 self.deadline = time.monotonic() + self._limits.keepalive_timeout_s
-            if self._read_paused:
-                self._read_paused = False
-                self.transport.resume_reading()  # type: ignore[union-attr]
             self._advance()
 
     def timed_out(self) -> None:
         """Called by the sweeper once ``deadline`` has passed."""
         if self._busy or self._closed:
             return
-        if self._buf or self._head is not None:
+        if self._in_msg and not self._lingering:
             self._send(self._owner.error(408, "RequestTimeout", "The request was not received in time"), close=True)
         else:
             self._close()
@@ -259,9 +559,10 @@ class HttpConnection(asyncio.Protocol):
         self._close()
 
     # ------------------------------------------------------------------ output
-    def _send(self, response: Response, *, close: bool = False, head_only: bool = False) -> None:
+    def _send(self, response: Response, *, close: bool = False, head_only: bool = False,
+              keep_alive_10: bool = False, linger: bool = False) -> None:
         transport = self.transport
-        if transport is None or self._closed:
+        if transport is None or self._closed or self._lingering:
             return
         body = response.body
         parts = [
@@ -275,6 +576,8 @@ class HttpConnection(asyncio.Protocol):
                 parts += ("\r\n", name, ": ", value)
         if close:
             parts.append("\r\nConnection: close")
+        elif keep_alive_10:
+            parts.append("\r\nConnection: keep-alive")  # an HTTP/1.0 client closes unless told otherwise
         parts.append("\r\n\r\n")
         head = "".join(parts).encode("latin-1", "replace")
         if head_only or not body:
@@ -284,160 +587,141 @@ class HttpConnection(asyncio.Protocol):
         else:
             transport.writelines((head, body))
         if close:
+            if (linger or self._queue or self._in_msg or self._backlog is not None) and not self._eof:
+                self._linger()
+            else:
+                self._close()
+
+    def _linger(self) -> None:
+        """Close our side and drop what the client still sends for a while, so that the answer reaches a
+        client that is still sending (closing with unread data would reset the connection)."""
+        transport = self.transport
+        if transport is None or not transport.can_write_eof():
             self._close()
+            return
+        self._lingering = self._bypass = True
+        self._queue.clear()
+        self._backlog = None
+        self._in_msg = False
+        self._upgrade_left = -1
+        transport.write_eof()
+        self.deadline = time.monotonic() + LINGER_S
+        if self._read_paused:
+            self._read_paused = False
+            transport.resume_reading()
 
     def _close(self) -> None:
         if self._closed:
             return
-        self._closed = True
+        self._closed = self._bypass = True
         self._owner.connections.discard(self)
         if self.transport is not None:
             self.transport.close()
 
-    # ------------------------------------------------------------------ parsing
-    def _parse(self) -> Request | None:
-        buf = self._buf
-        limits = self._limits
-        if self._head is None:
-            # RFC 9112 2.2: ignore empty lines before the request line.
-            while buf[:2] == b"\r\n":
-                del buf[:2]
-            end = buf.find(b"\r\n\r\n")
-            if end < 0:
-                if len(buf) > limits.max_header_bytes:
-                    raise HttpError(431, "RequestHeaderFieldsTooLarge",
-                                    f"The request head exceeds {limits.max_header_bytes} bytes")
-                if b"\n\n" in buf or b"\n\r\n" in buf:
-                    raise HttpError(400, "SerializationException", "Request lines must end with CRLF")
-                return None
-            if end > limits.max_header_bytes:
-                raise HttpError(431, "RequestHeaderFieldsTooLarge",
-                                f"The request head exceeds {limits.max_header_bytes} bytes")
-            head = bytes(buf[:end])
-            del buf[: end + 4]
-            self._head = self._parse_head(head)
-            self._continue_sent = False
-        method, path, query, version, headers, keep_alive, length = self._head
-        if length >= 0:
-            if len(buf) < length:
-                self._expect_continue(headers)
-                return None
-            body = bytes(buf[:length])
-            del buf[:length]
-        else:
-            decoded = self._dechunk()
-            if decoded is None:
-                self._expect_continue(headers)
-                return None
-            body = decoded
-        self._head = None
-        return Request(method, path, query, version, headers, body, keep_alive)
 
-    def _expect_continue(self, headers: dict[str, str]) -> None:
-        if not self._continue_sent and headers.get("expect", "").lower() == "100-continue" and self.transport:
-            self._continue_sent = True
-            self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+def _origin_form(target: str) -> str:
+    """The path of an absolute-form target (RFC 9112 3.2.2); anything else but an origin-form one is refused."""
+    if target.startswith(("http://", "https://")):
+        slash = target.find("/", target.find("//") + 2)
+        return target[slash:] if slash >= 0 else "/"
+    raise HttpError(400, "SerializationException", "Malformed request target")
 
-    def _parse_head(self, head: bytes) -> tuple[str, str, str, str, dict[str, str], bool, int]:
+
+# ---------------------------------------------------------------------- the client side
+class ResponseError(Exception):
+    """An HTTP response that cannot be read."""
+
+
+class ParsedResponse(NamedTuple):
+    status: int
+    headers: list[tuple[str, str]]  # as sent, values trimmed
+    body: bytes
+    keep_alive: bool
+
+
+class ResponseParser:
+    """HTTP/1.1 responses read from one client connection with llhttp, like the requests are.
+
+    ``feed`` returns the responses it completed (informational 1xx answers are skipped), ``feed_eof``
+    the one that the end of the connection completes (a body without framing runs to the close).
+    A response may not take more than ``max_bytes`` on the wire, nor have more than ``max_headers``
+    headers; anything malformed raises :class:`ResponseError`.
+    """
+
+    __slots__ = ("_parser", "_max_bytes", "_max_headers", "_raw", "_in_msg", "_headers", "_body", "_body_len",
+                 "_status", "_keep_alive", "_until_eof", "_done")
+
+    def __init__(self, max_bytes: int, max_headers: int = 1000) -> None:
+        self._parser = httptools.HttpResponseParser(self)
+        self._max_bytes = max_bytes
+        self._max_headers = max_headers
+        self._raw = 0
+        self._in_msg = False
+        self._headers: list[tuple[str, str]] = []
+        self._body: list[bytes] = []
+        self._body_len = 0
+        self._status = 0
+        self._keep_alive = True
+        self._until_eof = False
+        self._done: list[ParsedResponse] = []
+
+    def feed(self, data: bytes) -> list[ParsedResponse]:
+        self._raw += len(data)
+        if self._raw > self._max_bytes:
+            raise ResponseError(f"the response takes more than {self._max_bytes} bytes")
         try:
-            text = head.decode("latin-1")
-        except UnicodeDecodeError:  # pragma: no cover - latin-1 decodes anything
-            raise HttpError(400, "SerializationException", "Undecodable request head") from None
-        lines = text.split("\r\n")
-        request_line = lines[0].split(" ")
-        if len(request_line) != 3:
-            raise HttpError(400, "SerializationException", "Malformed request line")
-        method, target, version = request_line
-        if version not in ("HTTP/1.1", "HTTP/1.0"):
-            if version.startswith("HTTP/") and len(version) == 8:
-                raise HttpError(505, "HttpVersionNotSupported", f"HTTP version {version[5:]} is not supported")
-            raise HttpError(400, "SerializationException", "Malformed request line")
-        if not _TOKEN.match(method):
-            raise HttpError(400, "SerializationException", "Malformed request method")
-        if target.startswith("http://") or target.startswith("https://"):
-            slash = target.find("/", target.find("//") + 2)
-            target = target[slash:] if slash >= 0 else "/"
-        if not target.startswith("/") or _BAD_VALUE.search(target) or "\t" in target:
-            raise HttpError(400, "SerializationException", "Malformed request target")
-        path, _, query = target.partition("?")
-        if len(lines) - 1 > self._limits.max_headers:
-            raise HttpError(431, "RequestHeaderFieldsTooLarge", f"More than {self._limits.max_headers} headers")
-        headers: dict[str, str] = {}
-        for line in lines[1:]:
-            name, sep, value = line.partition(":")
-            if not sep or not _TOKEN.match(name):
-                raise HttpError(400, "SerializationException", "Malformed header line")
-            value = value.strip(" \t")
-            if _BAD_VALUE.search(value):
-                raise HttpError(400, "SerializationException", f"Invalid character in header {name!r}")
-            name = name.lower()
-            if name in headers:
-                if name == "content-length" and headers[name] != value:
-                    raise HttpError(400, "SerializationException", "Conflicting Content-Length headers")
-                if name in ("host", "authorization", "x-amz-date", "x-amz-target") and headers[name] != value:
-                    raise HttpError(400, "SerializationException", f"Repeated {name} header")
-                headers[name] = headers[name] + "," + value if name != "content-length" else value
-            else:
-                headers[name] = value
-        if version == "HTTP/1.1":
-            if "host" not in headers:
-                raise HttpError(400, "SerializationException", "HTTP/1.1 requests must carry a Host header")
-            keep_alive = "close" not in headers.get("connection", "").lower()
-        else:
-            keep_alive = "keep-alive" in headers.get("connection", "").lower()
-        te = headers.get("transfer-encoding")
-        cl = headers.get("content-length")
-        if te is not None:
-            if cl is not None:
-                raise HttpError(400, "SerializationException", "Both Content-Length and Transfer-Encoding given")
-            if te.strip().lower() != "chunked" or version != "HTTP/1.1":
-                raise HttpError(501, "NotImplemented", f"Transfer-Encoding {te!r} is not supported")
-            length = -1
-        elif cl is not None:
-            if not cl.isdigit() or not cl.isascii() or len(cl) > 18:
-                raise HttpError(400, "SerializationException", "Invalid Content-Length")
-            length = int(cl)
-            if length > self._limits.max_body_bytes:
-                raise HttpError(413, "RequestEntityTooLarge",
-                                f"The request body exceeds {self._limits.max_body_bytes} bytes")
-        else:
-            length = 0
-        return method, path, query, version, headers, keep_alive, length
+            self._parser.feed_data(data)
+        except httptools.HttpParserUpgrade:
+            raise ResponseError("the response switches protocols") from None
+        except httptools.HttpParserError as e:
+            cause = e.__context__
+            raise ResponseError(str(cause) if isinstance(cause, ResponseError) else f"malformed response: {e}") \
+                from None
+        done = self._done
+        if done:
+            self._done = []
+        return done
 
-    def _dechunk(self) -> bytes | None:
-        """Decode a complete chunked body from the buffer (consuming it), or None if incomplete."""
-        buf = self._buf
-        limit = self._limits.max_body_bytes
-        pos = 0
-        out = bytearray()
-        while True:
-            eol = buf.find(b"\r\n", pos)
-            if eol < 0:
-                if len(buf) - pos > 1024:
-                    raise HttpError(400, "SerializationException", "Malformed chunk size line")
-                return None
-            size_text = bytes(buf[pos:eol]).split(b";", 1)[0].strip()
-            if not size_text or len(size_text) > 16 or any(c not in b"0123456789abcdefABCDEF" for c in size_text):
-                raise HttpError(400, "SerializationException", "Malformed chunk size line")
-            size = int(size_text, 16)
-            pos = eol + 2
-            if size == 0:
-                # Trailers (ignored) up to an empty line.
-                while True:
-                    eol = buf.find(b"\r\n", pos)
-                    if eol < 0:
-                        if len(buf) - pos > self._limits.max_header_bytes:
-                            raise HttpError(431, "RequestHeaderFieldsTooLarge", "Chunked trailers are too large")
-                        return None
-                    if eol == pos:
-                        del buf[: pos + 2]
-                        return bytes(out)
-                    pos = eol + 2
-            if len(out) + size > limit:
-                raise HttpError(413, "RequestEntityTooLarge", f"The request body exceeds {limit} bytes")
-            if len(buf) < pos + size + 2:
-                return None
-            if buf[pos + size: pos + size + 2] != b"\r\n":
-                raise HttpError(400, "SerializationException", "Malformed chunk")
-            out += buf[pos: pos + size]
-            pos += size + 2
+    def feed_eof(self) -> list[ParsedResponse]:
+        if not self._in_msg:
+            return []
+        if not self._until_eof:
+            raise ResponseError("the connection was closed before the response was complete")
+        self._keep_alive = False
+        self.on_message_complete()
+        return self._done
+
+    def on_message_begin(self) -> None:
+        self._in_msg = True
+        self._headers = []
+        self._body = []
+        self._body_len = 0
+        self._until_eof = False
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        if len(self._headers) >= self._max_headers:
+            raise ResponseError(f"the response has more than {self._max_headers} headers")
+        self._headers.append((name.decode("latin-1"), value.decode("latin-1").rstrip(" \t")))
+
+    def on_headers_complete(self) -> None:
+        parser = self._parser
+        self._status = status = parser.get_status_code()
+        self._keep_alive = parser.should_keep_alive()
+        names = {name.lower(): value for name, value in self._headers}
+        length = names.get("content-length")
+        if length is not None and int(length) > self._max_bytes:
+            raise ResponseError(f"the response body is larger than {self._max_bytes} bytes")
+        self._until_eof = (length is None and "transfer-encoding" not in names and status >= 200
+                           and status not in (204, 304))
+
+    def on_body(self, data: bytes) -> None:
+        self._body_len += len(data)
+        if self._body_len > self._max_bytes:
+            raise ResponseError(f"the response body is larger than {self._max_bytes} bytes")
+        self._body.append(data)
+
+    def on_message_complete(self) -> None:
+        self._in_msg = False
+        self._raw = 0
+        if self._status >= 200:
+            self._done.append(ParsedResponse(self._status, self._headers, b"".join(self._body), self._keep_alive))

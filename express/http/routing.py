@@ -12,26 +12,33 @@ Forwarded requests were already authenticated by the worker that received them; 
 sockets live in a directory only the service's user can reach (mode 0700), and a forwarded
 request is never forwarded again.
 
+The forwarding connections are persistent and pooled: at most ``_MAX_LINKS`` per owner, and a
+request that finds them all busy waits for one rather than opening more (each connection the
+owner accepts is a file descriptor and a slot in its accept backlog). A connect that finds the
+owner's backlog full (EAGAIN) is retried a few times with a short backoff. Answers are read with
+the same llhttp parser the server uses (:class:`express.http.protocol.ResponseParser`).
+
 What it does not cover: a worker that crashes loses its table (names are kept in memory), so a
 retry after that crash runs again; that is the same as a single process restarting.
 """
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import errno
 import os
 import zlib
-from collections import deque
 
-from express.http.protocol import Response
+from express.http.protocol import ParsedResponse, Response, ResponseError, ResponseParser
 
 ENV_ROUTE_DIR = "EXPRESS_WORKER_ROUTE_DIR"
 ENV_WORKER_COUNT = "EXPRESS_WORKER_COUNT"
 ENV_WORKER_INDEX = "EXPRESS_WORKER_INDEX"
 FORWARDED_HEADER = "x-express-forwarded"
 ROUTED_OPERATIONS = frozenset({"AWSStepFunctions.StartSyncExecution", "AWSStepFunctions.StartExecution"})
-_POOL_SIZE = 64
+_MAX_LINKS = 256  # connections to one owner; beyond, requests wait for one to be free
+_CONNECT_ATTEMPTS = 8  # on EAGAIN, after 2, 4, ... 128 ms: about a quarter of a second in all
 _MAX_RESPONSE_BYTES = 64 * 1024 * 1024
+_JSON = "application/x-amz-json-1.0"
 
 
 class RoutingError(Exception):
@@ -42,6 +49,93 @@ def socket_path(directory: str, index: int) -> str:
     return os.path.join(directory, f"worker-{index}.sock")
 
 
+class _Link(asyncio.Protocol):
+    """One persistent connection to an owner: one request at a time, its answer parsed as it arrives."""
+
+    __slots__ = ("transport", "closed", "_parser", "_waiter")
+
+    def __init__(self) -> None:
+        self.transport: asyncio.Transport | None = None
+        self.closed = False
+        self._parser = ResponseParser(_MAX_RESPONSE_BYTES)
+        self._waiter: asyncio.Future[ParsedResponse] | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            done = self._parser.feed(data)
+        except ResponseError as e:
+            self._fail(str(e))
+            return
+        if done:
+            self._answered(done)
+
+    def eof_received(self) -> bool:
+        try:
+            done = self._parser.feed_eof()
+        except ResponseError as e:
+            self._fail(str(e))
+            return False
+        if done:
+            self._answered(done)
+        self._fail("the connection was closed without an answer")
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._fail(f"the connection was lost: {exc}" if exc else "the connection was closed without an answer")
+
+    def _answered(self, done: list[ParsedResponse]) -> None:
+        waiter = self._waiter
+        if waiter is None or len(done) > 1:
+            self._fail("an answer that no request asked for")
+            return
+        self._waiter = None
+        if not waiter.done():
+            waiter.set_result(done[0])
+
+    def _fail(self, reason: str) -> None:
+        self.closed = True
+        waiter = self._waiter
+        self._waiter = None
+        if waiter is not None and not waiter.done():
+            waiter.set_exception(RoutingError(reason))
+        if self.transport is not None:
+            self.transport.close()
+
+    async def exchange(self, request: bytes) -> ParsedResponse:
+        waiter = self._waiter = asyncio.get_running_loop().create_future()
+        self.transport.write(request)  # type: ignore[union-attr]
+        try:
+            return await waiter
+        except asyncio.CancelledError:  # the answer may still come: this connection is no longer usable
+            self._fail("cancelled")
+            raise
+
+    def close(self) -> None:
+        self._fail("closed")
+
+
+class _Owner:
+    """The connections to one owner: the idle ones, and a semaphore bounding them all."""
+
+    __slots__ = ("path", "idle", "slots")
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.idle: list[_Link] = []
+        self.slots = asyncio.Semaphore(_MAX_LINKS)
+
+    def take(self) -> _Link | None:
+        idle = self.idle
+        while idle:
+            link = idle.pop()
+            if not link.closed:  # the owner closes idle connections after its keep-alive timeout
+                return link
+        return None
+
+
 class NameRouter:
     def __init__(self, index: int, count: int, directory: str) -> None:
         if not 0 <= index < count:
@@ -49,7 +143,7 @@ class NameRouter:
         self.index = index
         self.count = count
         self.directory = directory
-        self._pools: dict[int, deque[tuple[asyncio.StreamReader, asyncio.StreamWriter]]] = {}
+        self._owners: dict[int, _Owner] = {}
         self.forwarded = 0
 
     @classmethod
@@ -69,68 +163,63 @@ class NameRouter:
 
     async def forward(self, owner: int, target: str, body: bytes) -> Response:
         """Send the request to the owner's private socket and return its answer."""
-        pool = self._pools.setdefault(owner, deque())
-        for attempt in range(2):
-            if pool:
-                reader, writer = pool.pop()
-            else:
+        peer = self._owners.get(owner)
+        if peer is None:
+            peer = self._owners[owner] = _Owner(socket_path(self.directory, owner))
+        request = b"".join((
+            b"POST / HTTP/1.1\r\nhost: express-worker\r\ncontent-type: application/x-amz-json-1.0\r\n",
+            b"x-amz-target: ", target.encode("latin-1"), b"\r\n",
+            FORWARDED_HEADER.encode(), b": 1\r\ncontent-length: ", str(len(body)).encode(), b"\r\n\r\n", body,
+        ))
+        async with peer.slots:
+            while True:
+                link = peer.take()
+                pooled = link is not None
+                if link is None:
+                    link = await _connect(owner, peer.path)
                 try:
-                    reader, writer = await asyncio.open_unix_connection(socket_path(self.directory, owner))
-                except OSError as e:
-                    raise RoutingError(f"worker {owner}, which owns this execution name, is not reachable: {e}") from None
-            try:
-                writer.write(b"".join((
-                    b"POST / HTTP/1.1\r\nhost: express-worker\r\ncontent-type: application/x-amz-json-1.0\r\n",
-                    b"x-amz-target: ", target.encode("latin-1"), b"\r\n",
-                    FORWARDED_HEADER.encode(), b": 1\r\ncontent-length: ", str(len(body)).encode(), b"\r\n\r\n", body,
-                )))
-                await writer.drain()
-                response = await _read_response(reader)
-            except (OSError, asyncio.IncompleteReadError, RoutingError) as e:
-                writer.close()
-                if attempt == 0:  # a pooled connection the owner had closed: try a fresh one
-                    continue
-                raise RoutingError(f"forwarding to worker {owner} failed: {e}") from None
-            if len(pool) < _POOL_SIZE:
-                pool.append((reader, writer))
-            else:
-                writer.close()
-            self.forwarded += 1
-            return response
-        raise RoutingError(f"forwarding to worker {owner} failed")
+                    answer = await link.exchange(request)
+                except RoutingError as e:
+                    if pooled:  # closed by the owner as we sent: once more (a name runs once however often sent)
+                        continue
+                    raise RoutingError(f"forwarding to worker {owner} failed: {e}") from None
+                if answer.keep_alive and not link.closed:
+                    peer.idle.append(link)
+                else:
+                    link.close()
+                self.forwarded += 1
+                return _relayed(answer)
 
     async def close(self) -> None:
-        for pool in self._pools.values():
-            while pool:
-                _, writer = pool.pop()
-                writer.close()
-                with contextlib.suppress(Exception):
-                    await writer.wait_closed()
+        for peer in self._owners.values():
+            while peer.idle:
+                peer.idle.pop().close()
+        await asyncio.sleep(0)  # let the transports close
 
 
-async def _read_response(reader: asyncio.StreamReader) -> Response:
-    head = await reader.readuntil(b"\r\n\r\n")
-    lines = head.decode("latin-1").split("\r\n")
-    try:
-        status = int(lines[0].split(" ", 2)[1])
-    except (IndexError, ValueError):
-        raise RoutingError(f"bad status line from the owner: {lines[0][:100]!r}") from None
+async def _connect(owner: int, path: str) -> _Link:
+    loop = asyncio.get_running_loop()
+    delay = 0.002
+    for attempt in range(_CONNECT_ATTEMPTS):
+        try:
+            _, link = await loop.create_unix_connection(_Link, path)
+            return link
+        except OSError as e:
+            if e.errno not in (errno.EAGAIN, errno.EWOULDBLOCK) or attempt == _CONNECT_ATTEMPTS - 1:
+                raise RoutingError(f"worker {owner}, which owns this execution name, is not reachable: {e}") from None
+        await asyncio.sleep(delay)  # the owner's accept backlog is full: it is busy, not gone
+        delay *= 2
+    raise AssertionError("unreachable")
+
+
+def _relayed(answer: ParsedResponse) -> Response:
+    """The owner's answer as ours: its status, body, content type and x-amzn-* headers."""
+    content_type = _JSON
     headers: list[tuple[str, str]] = []
-    length = 0
-    content_type = "application/x-amz-json-1.0"
-    for line in lines[1:]:
-        if not line:
-            continue
-        name, _, value = line.partition(":")
-        key = name.strip().lower()
-        value = value.strip()
-        if key == "content-length":
-            length = int(value)
-        elif key == "content-type":
+    for name, value in answer.headers:
+        key = name.lower()
+        if key == "content-type":
             content_type = value
         elif key.startswith("x-amzn-"):
-            headers.append((name.strip(), value))
-    if length > _MAX_RESPONSE_BYTES:
-        raise RoutingError("the owner's answer is too large")
-    body = await reader.readexactly(length)
-    return Response(status, body, content_type, headers)
+            headers.append((name, value))
+    return Response(answer.status, answer.body, content_type, headers)

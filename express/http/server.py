@@ -15,7 +15,9 @@ to the host for StartSyncExecution and TestState work when that name resolves to
 they use ``Config(inject_host_prefix=False)`` or ``AWS_DISABLE_HOST_PREFIX_INJECTION=true``.
 
 Authentication (SigV4, :mod:`express.http.auth`) is on when ``credentials`` (access key id ->
-secret) are given; the health, readiness and metrics routes never require it.
+secret) are given; the health, readiness and metrics routes never require it. With it, a signed
+request must name a Host this server answers for (``[http] allowed_hosts``, by default the
+address it listens on), so the any-Host routing above is then limited to those names.
 """
 from __future__ import annotations
 
@@ -75,8 +77,9 @@ class HttpServer:
         self.kafka = kafka
         self.limits = limits or Limits(max_body_bytes=settings.http.max_body_bytes)
         self.drain_timeout_s = drain_timeout_s
-        self.verifier = SigV4Verifier(credentials) if credentials else None
-        self.names = NameTable(settings.http.name_retention_s, settings.http.max_names)
+        self.verifier = SigV4Verifier(credentials, region=registry.engine.region,
+                                      allowed_hosts=settings.http.allowed_hosts.split(",")) if credentials else None
+        self.names = NameTable(settings.http.name_retention_s, settings.http.max_names, settings.http.max_name_bytes)
         self.api = StepFunctionsApi(settings, registry, spawn=self._spawn_background, names=self.names, kafka=kafka,
                                     max_background=max_background, max_machines=max_machines)
         self.connections: set[HttpConnection] = set()
@@ -109,6 +112,8 @@ class HttpServer:
                                                 backlog=1024)
         sock = self._server.sockets[0]
         self.port = sock.getsockname()[1]
+        if self.verifier is not None:  # signatures must name this address (unless [http] allowed_hosts)
+            self.verifier.listening(self.host, self.port)
         for s in self._server.sockets:
             with contextlib.suppress(OSError):
                 s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -116,7 +121,9 @@ class HttpServer:
             path = self.router.own_socket
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(path)  # left by a crashed predecessor
-            self._internal_server = await loop.create_unix_server(lambda: HttpConnection(_Internal(self)), path)
+            # Every other worker keeps up to routing._MAX_LINKS connections here, opened in bursts.
+            self._internal_server = await loop.create_unix_server(lambda: HttpConnection(_Internal(self)), path,
+                                                                  backlog=4096)
         self._sweeper = loop.create_task(self._sweep())
         self._ready = True
 
@@ -222,7 +229,8 @@ class HttpServer:
         if console is None:
             from express.console.app import Console
 
-            console = self._console = Console(self.registry, verifier=self.verifier)
+            console = self._console = Console(self.registry, verifier=self.verifier,
+                                              token=self.settings.console.token)
         return await console.handle(request)
 
     async def _api(self, request: Request) -> Response:
@@ -231,8 +239,11 @@ class HttpServer:
         op_fn = self._targets.get(target)
         metrics = self.api.metrics
         label = op_fn[0] if op_fn is not None else "unknown"
+        started = time.perf_counter()
         response = await self._api_call(request, op_fn, target)
         metrics.request(label, response.status)
+        if metrics.m is not None:
+            metrics.m.request_duration(label).observe(time.perf_counter() - started)
         return response
 
     async def _api_call(self, request: Request, op_fn: Any, target: str, internal: bool = False) -> Response:

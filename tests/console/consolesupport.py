@@ -7,9 +7,11 @@ second ``conftest`` module would shadow tests/conftest.py.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 from typing import Any
 
+from express.config import ConsoleSettings
 from express.console.ring import ExecutionRing
 from express.engine import Engine
 from express.registry import Registry
@@ -83,13 +85,21 @@ SIMPLE = {"StartAt": "Hello", "States": {"Hello": {"Type": "Pass", "Result": "hi
 
 LOG_ALL = {"level": "ALL", "includeExecutionData": True}
 
+# For the views at logging OFF: the ORDERS graph again ("quiet": no logging configuration, so OFF)
+# and a machine whose own TimeoutSeconds ends it ("sleepy").
+SLEEPY = {"TimeoutSeconds": 1, "StartAt": "Nap",
+          "States": {"Nap": {"Type": "Wait", "Seconds": 30, "Next": "Never"}, "Never": {"Type": "Succeed"}}}
+QUIET_MACHINES = {"quiet": ORDERS, "sleepy": SLEEPY}
+
 
 class ConsoleServer(ServerThread):
     """The HTTP test server with the console's machines and a ring of recent executions."""
 
     def __init__(self, *, ring_size: int = 20, failed_size: int = 20, credentials: dict[str, str] | None = None,
-                 recorder: bool = True) -> None:
+                 recorder: bool = True, console_token: str = "", extra: dict[str, Any] | None = None) -> None:
         super().__init__(max_duration_s=5.0, credentials=credentials)
+        self.extra = dict(extra or {})  # more machines, at the default logging (OFF)
+        self.settings = dataclasses.replace(self.settings, console=ConsoleSettings(token=console_token))
         self.ring = ExecutionRing(ring_size, failed_size) if recorder else None
 
     def build_registry(self) -> Registry:
@@ -97,13 +107,15 @@ class ConsoleServer(ServerThread):
         registry = Registry(engine)
         registry.put("orders", json.dumps(ORDERS), logging=LOG_ALL)
         registry.put("simple", json.dumps(SIMPLE))
+        for name, definition in self.extra.items():
+            registry.put(name, json.dumps(definition))
         return registry
 
-    def execute(self, machine: str, payload: Any) -> Any:
+    def execute(self, machine: str, payload: Any, name: str | None = None) -> Any:
         assert self.registry is not None
         compiled = self.registry.get(machine)
         assert compiled is not None
-        return asyncio.run_coroutine_threadsafe(compiled.execute(payload), self.loop).result(30)
+        return asyncio.run_coroutine_threadsafe(compiled.execute(payload, name=name), self.loop).result(30)
 
     def get_json(self, path: str, headers: dict[str, str] | None = None) -> tuple[int, Any]:
         status, _, body = self.request("GET", path, headers=headers)

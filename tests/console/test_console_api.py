@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from consolesupport import ORDERS_EDGES, ORDERS_STATES, ConsoleServer
+from consolesupport import ORDERS_EDGES, ORDERS_STATES, QUIET_MACHINES, ConsoleServer
 
 from express.config import Settings
 from express.console.ring import ExecutionRing
@@ -100,7 +100,9 @@ def test_executions(server: ConsoleServer) -> None:
     e = body["executions"][0]
     assert e["history"] is False
     _, d = server.get_json(f"/console/api/machines/simple/executions/{e['id']}")
-    assert d["events"] == [] and "output" not in d
+    # only the light trace: state names and times, no data
+    assert d["trace"] is True and d["path"] == ["Hello"] and "output" not in d
+    assert [e["type"] for e in d["events"]] == ["PassStateEntered", "PassStateExited"]
 
 
 def test_stats(server: ConsoleServer) -> None:
@@ -153,24 +155,75 @@ def test_without_a_recorder() -> None:
         s.stop()
 
 
-def test_basic_auth_when_the_server_requires_signatures() -> None:
-    s = ConsoleServer(credentials={"AKIDEXAMPLE": "secret"}).start()
+TOKEN = "console-token-for-the-tests-0123456789"
+
+
+def test_the_console_has_a_token_of_its_own_never_the_sigv4_secret() -> None:
+    s = ConsoleServer(credentials={"AKIDEXAMPLE": "secret"}, console_token=TOKEN).start()
     try:
-        status, headers, _ = s.request("GET", "/console")
-        assert status == 401 and headers["www-authenticate"].startswith("Basic")
-        assert s.request("GET", "/console/api/machines")[0] == 401
+        # The page and its assets hold no data: they load, and the page asks for the token.
+        assert s.request("GET", "/console")[0] == 200
+        assert s.request("GET", "/console/static/console.js")[0] == 200
+        status, headers, body = s.request("GET", "/console/api/machines")
+        assert status == 401 and json.loads(body)["login"] is True
+        # Bearer: a browser must not open its Basic dialog (which would send a password in clear).
+        assert headers["www-authenticate"].startswith("Bearer")
+        # The SigV4 secret is no console password any more, in any form.
+        basic = "Basic " + base64.b64encode(b"AKIDEXAMPLE:secret").decode()
+        for auth in (basic, "Bearer secret", "Bearer " + TOKEN[:-1], "Bearer", TOKEN):
+            assert s.request("GET", "/console/api/machines", headers={"Authorization": auth})[0] == 401, auth
+        assert s.get_json("/console/api/machines", headers={"Authorization": "Bearer " + TOKEN})[0] == 200
+        assert s.request("POST", "/console/api/validate", b"{}", {"Authorization": "Bearer nope"})[0] == 401
 
-        def basic(user: str, password: str) -> dict[str, str]:
-            return {"Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()}
+        # The browser's way: POST the token once, then an HttpOnly, SameSite=Strict session cookie.
+        for wrong in (b'{"token": "secret"}', b'{"token": 1}', b"not json", b"[]", b'{"token": "' + b"x" * 5000 + b'"}'):
+            assert s.request("POST", "/console/api/login", wrong)[0] == 401
+        assert s.request("GET", "/console/api/login")[0] == 405
+        status, headers, body = s.request("POST", "/console/api/login", json.dumps({"token": TOKEN}).encode())
+        assert status == 200 and json.loads(body) == {"ok": True, "required": True}
+        cookie = headers["set-cookie"]
+        assert "HttpOnly" in cookie and "SameSite=Strict" in cookie and "Path=/console" in cookie
+        session = cookie.split(";")[0]
+        assert TOKEN not in session  # derived from the token, not the token
+        assert s.request("GET", "/console/api/machines", headers={"Cookie": session})[0] == 200
+        assert s.request("GET", "/console/api/stats", headers={"Cookie": "a=b; " + session})[0] == 200
+        assert s.request("GET", "/console/api/machines", headers={"Cookie": session + "0"})[0] == 401
+        status, headers, _ = s.request("POST", "/console/api/logout")
+        assert status == 200 and "Max-Age=0" in headers["set-cookie"]
 
-        assert s.request("GET", "/console/api/machines", headers=basic("AKIDEXAMPLE", "wrong"))[0] == 401
-        assert s.request("GET", "/console/api/machines", headers=basic("OTHER", "secret"))[0] == 401
-        assert s.request("GET", "/console/api/machines", headers={"Authorization": "Basic !!!"})[0] == 401
-        assert s.request("GET", "/console/api/machines", headers=basic("AKIDEXAMPLE", "secret"))[0] == 200
-        assert s.request("GET", "/console", headers=basic("AKIDEXAMPLE", "secret"))[0] == 200
         assert s.request("GET", "/healthz")[0] == 200  # unchanged
+        # The API itself still wants SigV4, whatever the console token.
+        assert s.api("ListStateMachines", {}, headers={"Authorization": "Bearer " + TOKEN})[0] == 400
     finally:
         s.stop()
+
+
+def test_a_server_with_credentials_and_no_token_makes_one(capfd: Any) -> None:
+    s = ConsoleServer(credentials={"AKIDEXAMPLE": "secret"}).start()
+    try:
+        assert s.request("GET", "/console/api/machines")[0] == 401
+        line = next(x for x in capfd.readouterr().err.splitlines() if "console: login token" in x)
+        token = line.split("login token ")[1].split()[0]
+        assert len(token) >= 32 and token != "secret"
+        assert s.request("GET", "/console/api/machines", headers={"Authorization": "Bearer " + token})[0] == 200
+    finally:
+        s.stop()
+
+
+def test_a_token_without_credentials_protects_the_console() -> None:
+    s = ConsoleServer(console_token=TOKEN).start()
+    try:
+        assert s.request("GET", "/console/api/machines")[0] == 401
+        assert s.request("GET", "/console/api/machines", headers={"Authorization": "Bearer " + TOKEN})[0] == 200
+    finally:
+        s.stop()
+    open_server = ConsoleServer().start()  # neither: open, as before (loopback development)
+    try:
+        assert open_server.request("GET", "/console/api/machines")[0] == 200
+        status, _, body = open_server.request("POST", "/console/api/login", b"{}")
+        assert status == 200 and json.loads(body)["required"] is False
+    finally:
+        open_server.stop()
 
 
 def test_registry_passes_the_recorder_to_the_engine(tmp_path: Any) -> None:
@@ -237,3 +290,89 @@ def test_quantile() -> None:
     assert quantile(0.5, {1.0: 50, 2.0: 100, inf: 100}) == pytest.approx(1.0)
     assert quantile(0.99, {1.0: 50, 2.0: 100, inf: 100}) == pytest.approx(1.98)
     assert quantile(0.99, {1.0: 0, 5.0: 0, inf: 10}) == 5.0  # beyond the last bound
+
+
+async def test_the_service_gives_the_console_a_generated_token(tmp_path: Any, capfd: Any) -> None:
+    import aiohttp
+
+    from express.config import HttpSettings
+    from express.service import Service
+
+    settings = Settings(config_dir=str(tmp_path), http=HttpSettings(host="127.0.0.1", port=0),
+                        credentials={"AKIDEXAMPLE": "secret"})
+    service = Service(settings, kafka=False)
+    await service.start()
+    try:
+        token = service.settings.console.token
+        assert len(token) >= 32 and f"console login token: {token}" in capfd.readouterr().err
+        url = f"http://127.0.0.1:{service.http.port}/console/api/machines"
+        async with aiohttp.ClientSession() as session:
+            async with session.get(url, headers={"Authorization": f"Bearer {token}"}) as resp:
+                assert resp.status == 200
+            async with session.get(url, headers={"Authorization": "Bearer secret"}) as resp:
+                assert resp.status == 401
+    finally:
+        await service.stop()
+
+
+# ---------------------------------------------------------------------- start from the console, OFF level
+@pytest.fixture(scope="module")
+def quiet_server() -> Iterator[ConsoleServer]:
+    s = ConsoleServer(extra=QUIET_MACHINES).start()
+    try:
+        yield s
+    finally:
+        s.stop()
+
+
+def _start(s: ConsoleServer, machine: str, body: Any) -> tuple[int, Any]:
+    raw = body if isinstance(body, bytes) else json.dumps(body).encode()
+    status, _, answer = s.request("POST", f"/console/api/machines/{machine}/executions", raw,
+                                  headers={"Content-Type": "application/json"})
+    return status, json.loads(answer)
+
+
+def test_start_an_execution_from_the_console(quiet_server: ConsoleServer) -> None:
+    status, r = _start(quiet_server, "orders", {"input": '{"kind": "single", "card": "ok"}', "name": "from-console"})
+    assert status == 200, r
+    assert r["status"] == "SUCCEEDED" and r["name"] == "from-console" and r["error"] is None
+    assert json.loads(r["output"]["text"]) == {"charged": True}
+    assert isinstance(r["id"], int)
+    _, d = quiet_server.get_json(f"/console/api/machines/orders/executions/{r['id']}")
+    assert d["name"] == "from-console" and d["path"] == ["Validate", "Route", "Charge", "Done"]
+    status, r = _start(quiet_server, "orders", {"input": '{"kind": "single", "card": "expired"}'})
+    assert status == 200 and r["status"] == "FAILED" and r["error"] == "CardExpired" and r["output"] is None
+    assert r["name"].startswith("console-")
+
+
+def test_starting_with_bad_input_says_where(quiet_server: ConsoleServer) -> None:
+    status, r = _start(quiet_server, "orders", {"input": '{"kind":\n  "single",, }'})
+    assert status == 400 and r["field"] == "input" and r["line"] == 2 and "line 2" in r["error"]
+    assert _start(quiet_server, "orders", b"not json")[0] == 400
+    assert _start(quiet_server, "orders", [1])[0] == 400
+    assert _start(quiet_server, "orders", {"input": {"not": "text"}})[0] == 400
+    status, r = _start(quiet_server, "orders", {"input": "{}", "name": "no spaces allowed"})
+    assert status == 400 and "/name" in r["error"]
+    assert _start(quiet_server, "nope", {"input": "{}"})[0] == 404
+    assert quiet_server.request("PUT", "/console/api/machines/orders/executions")[0] == 405
+
+
+def test_the_off_level_view_and_a_machine_timeout(quiet_server: ConsoleServer) -> None:
+    quiet_server.execute("quiet", {"kind": "split"})
+    quiet_server.execute("sleepy", {})
+    _, listed = quiet_server.get_json("/console/api/machines/quiet/executions")
+    e = listed["executions"][0]
+    assert e["trace"] is True and e["history"] is False
+    _, d = quiet_server.get_json(f"/console/api/machines/quiet/executions/{e['id']}")
+    assert d["path"] == ["Validate", "Route", "Both", "Ship", "Notify", "Done"]
+    assert all(v[0]["duration_ms"] is not None for v in d["states"].values())
+    _, listed = quiet_server.get_json("/console/api/machines/sleepy/executions")
+    t = listed["executions"][0]
+    assert t["status"] == "TIMED_OUT" and t["error"] == "States.Timeout" and t["cause"]
+
+
+def test_stats_have_percentiles_of_observed_durations(quiet_server: ConsoleServer) -> None:
+    quiet_server.execute("simple", {})
+    _, stats = quiet_server.get_json("/console/api/stats")
+    observed = stats["machines"]["simple"]["observed"]
+    assert observed["observed"] >= 1 and 0 <= observed["p50_s"] <= observed["p99_s"]

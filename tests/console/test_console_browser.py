@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import time
 from collections.abc import Iterator
@@ -13,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from consolesupport import ORDERS_EDGES, ORDERS_GROUPS, ORDERS_STATES, ORDERS_TERMINALS, ConsoleServer
+from consolesupport import ORDERS_EDGES, ORDERS_GROUPS, ORDERS_STATES, ORDERS_TERMINALS, QUIET_MACHINES, ConsoleServer
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts" / "console"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -208,3 +209,217 @@ def test_home_and_machine_list(server: ConsoleServer, page: Any) -> None:
     assert page.locator("#graph [data-kind=state]").count() == 1
     assert page.locator("#graph [data-edge]").count() == 2
     shot(page, "simple")
+
+
+def test_login_with_the_console_token(browser: Any) -> None:
+    """A server with credentials: the page asks for the console token (not the SigV4 secret), a
+    wrong one is refused, the right one shows the machines and survives a reload (cookie)."""
+    token = "browser-test-console-token-0123456789"
+    s = ConsoleServer(credentials={"AKIDEXAMPLE": "the-sigv4-secret"}, console_token=token).start()
+    context = browser.new_context(viewport={"width": 1440, "height": 1000})
+    pg = context.new_page()
+    page_errors: list[str] = []
+    pg.on("pageerror", lambda e: page_errors.append(str(e)))  # the 401 answers are logged, they are expected
+    try:
+        pg.goto(s.url + "/console")
+        pg.wait_for_selector("#login #login-token", timeout=15_000)
+        assert pg.locator("#machine-list [data-machine]").count() == 0
+        pg.fill("#login-token", "the-sigv4-secret")
+        pg.click("#login-submit")
+        wait_until(lambda: pg.locator("#login-error").text_content() == "Wrong token.")
+        shot(pg, "login")
+        pg.fill("#login-token", token)
+        pg.click("#login-submit")
+        pg.wait_for_selector("#machine-list [data-machine=orders]", timeout=15_000)
+        assert pg.locator("#login").count() == 0
+        cookies = context.cookies()
+        assert [c["httpOnly"] for c in cookies if c["name"] == "express_console"] == [True]
+        assert all(token not in c["value"] for c in cookies)
+        pg.reload()
+        pg.wait_for_selector("#machine-list [data-machine=orders]", timeout=15_000)
+        assert pg.locator("#login").count() == 0
+    finally:
+        context.close()
+        s.stop()
+    assert not page_errors, page_errors
+
+
+# ---------------------------------------------------------------------- inspector, OFF level, search, start, 800 px
+@pytest.fixture(scope="module")
+def quiet() -> Iterator[ConsoleServer]:
+    """orders (logging ALL with data) and simple as above, plus quiet (the same graph at logging
+    OFF) and sleepy (ended by its own TimeoutSeconds)."""
+    s = ConsoleServer(extra=QUIET_MACHINES).start()
+    try:
+        yield s
+    finally:
+        s.stop()
+
+
+def open_machine(page: Any, server: ConsoleServer, machine: str, width: int = 1440) -> None:
+    page.set_viewport_size({"width": width, "height": 1000})
+    page.goto(server.url + "/console#/machines/" + machine)
+    page.wait_for_selector("#graph[data-ready=true] svg.graph", timeout=15_000)
+
+
+def open_execution(page: Any, name: str) -> None:
+    row = page.locator(f"#executions li.execution:has(.e-name[title='{name}'])")
+    row.wait_for(timeout=10_000)
+    row.click()
+    page.wait_for_selector(f"#detail[data-execution-detail] .mono:text-is('{name}')", timeout=10_000)
+
+
+def click_state(page: Any, name: str, compound: bool = False) -> None:
+    node = page.locator(f"#graph [data-kind=state][data-state-name={name}]").first
+    if compound:  # on its title, not on a state inside it
+        node.locator("text.title").first.click()
+    else:
+        node.click()
+    page.wait_for_selector(f"#inspector[data-inspected={name}]", timeout=10_000)
+
+
+def test_inspector_shows_definition_input_output_events_and_iterations(quiet: ConsoleServer, page: Any) -> None:
+    quiet.execute("orders", {"kind": "bulk", "items": ["a", "b", "c"]}, name="bulk-order")
+    open_machine(page, quiet, "orders")
+    # before any execution: the state's definition
+    click_state(page, "Charge")
+    inspector = page.locator("#inspector")
+    assert '"Resource": "charge"' in inspector.locator("[data-state-definition]").inner_text()
+    assert "Select an execution" in inspector.inner_text()
+    assert page.locator("#graph [data-state-name=Charge].inspected").count() == 1
+    open_execution(page, "bulk-order")
+    # the Map's iterations, then one iteration of the state inside it
+    click_state(page, "Fanout", compound=True)
+    assert page.locator("#inspector-iteration option").count() == 3
+    click_state(page, "Item")
+    assert "In Fanout › Item processor" in inspector.locator("[data-where]").inner_text()
+    options = page.locator("#inspector-visit option")
+    assert options.count() == 3 and options.nth(2).inner_text().startswith("Iteration 2")
+    page.select_option("#inspector-visit", "2")
+    wait_until(lambda: '"c"' in inspector.locator("[data-inspector-input]").inner_text())
+    assert '"item": "c"' in inspector.locator("[data-inspector-output]").inner_text()
+    assert inspector.locator("tr[data-event=TaskStateEntered]").count() == 1
+    assert inspector.locator("tr[data-event=LambdaFunctionSucceeded]").count() == 1
+    assert "ms" in inspector.locator("[data-inspector-duration]").inner_text()
+    shot(page, "inspector-map-iteration")
+
+    # a failed state: its error and cause
+    quiet.execute("orders", {"kind": "single", "card": "expired"}, name="expired-card")
+    open_execution(page, "expired-card")
+    click_state(page, "Charge")
+    error = inspector.locator("[data-inspector-error]")
+    assert "CardExpired" in error.inner_text() and "expired in 01/2020" in error.inner_text()
+    assert '"card": "expired"' in inspector.locator("[data-inspector-input]").inner_text()
+    shot(page, "inspector-failed-state")
+
+
+def test_logging_off_shows_path_outcome_and_durations(quiet: ConsoleServer, page: Any) -> None:
+    quiet.execute("quiet", {"kind": "split"}, name="quiet-split")
+    open_machine(page, quiet, "quiet")
+    open_execution(page, "quiet-split")
+    detail = page.locator("#detail")
+    assert detail.locator("[data-trace=true]").count() == 1
+    assert "No event history" not in detail.inner_text()
+    visited = set(page.locator("#graph [data-kind=state].visited").evaluate_all(
+        "els => els.map(e => e.dataset.stateName)"))
+    assert visited == {"Validate", "Route", "Both", "Ship", "Notify", "Done"}
+    assert page.locator("#graph [data-kind=terminal][data-state-name=End].visited").count() == 1
+    rows = page.locator("#timeline tbody tr[data-visit]")
+    assert rows.count() == 6
+    assert all(t.strip() != "–" for t in page.locator("#timeline [data-duration]").all_inner_texts())
+    click_state(page, "Both", compound=True)
+    branches = page.locator("#inspector [data-branch]").all_inner_texts()
+    assert branches == ["Branch 1: Ship", "Branch 2: Notify"]
+    assert "logging is OFF" in page.locator("#inspector").inner_text()
+    shot(page, "off-level-trace")
+
+
+def test_a_timed_out_execution_shows_its_error(quiet: ConsoleServer, page: Any) -> None:
+    quiet.execute("sleepy", {}, name="too-slow")
+    open_machine(page, quiet, "sleepy")
+    open_execution(page, "too-slow")
+    failure = page.locator("#detail [data-failure]")
+    assert "States.Timeout" in failure.inner_text() and "TimeoutSeconds" in failure.inner_text()
+    assert "null" not in failure.inner_text()
+    assert page.locator("#graph [data-failed=true][data-state-name=Nap]").count() == 1
+    shot(page, "timed-out")
+
+
+def test_search_filter_dates_and_expandable_event_details(quiet: ConsoleServer, page: Any) -> None:
+    quiet.execute("orders", {"kind": "bulk", "items": [{"sku": f"item-{i:03}"} for i in range(30)]}, name="needle-big")
+    quiet.execute("orders", {"kind": "single", "card": "declined"}, name="haystack-declined")
+    quiet.execute("orders", {"kind": "split"}, name="haystack-split")
+    open_machine(page, quiet, "orders")
+    page.wait_for_selector("#executions li.execution:has(.e-name[title='haystack-split'])", timeout=10_000)
+    first_date = page.locator("#executions .e-time").first.inner_text()
+    assert re.fullmatch(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}\.\d{3}", first_date), first_date
+    page.fill("#exec-search", "needle")
+    wait_until(lambda: page.locator("#executions li.execution").count() == 1)
+    assert page.locator("#executions .e-name").inner_text() == "needle-big"
+    page.fill("#exec-search", "haystack")
+    page.select_option("#exec-status", "FAILED")
+    wait_until(lambda: page.locator("#executions li.execution").count() == 1)
+    assert page.locator("#executions li.execution").get_attribute("data-status") == "FAILED"
+    assert "(1 of" in page.locator("#exec-count").inner_text()
+    shot(page, "search-and-filter")
+    page.select_option("#exec-status", "all")
+    page.fill("#exec-search", "")
+    open_execution(page, "needle-big")
+    # the Map's output is long: cut in the table, whole a click away
+    more = page.locator("#detail tr[data-event=MapStateExited] details[data-detail=output]")
+    assert more.count() == 1
+    assert "item-029" not in more.locator("summary").inner_text()
+    assert not more.locator("pre").is_visible()
+    more.locator("summary").click()
+    wait_until(lambda: more.locator("pre").is_visible())
+    assert "item-029" in more.locator("pre").inner_text()
+    more.scroll_into_view_if_needed()
+    shot(page, "event-details-expanded")
+
+
+def test_start_an_execution_and_read_the_definition(quiet: ConsoleServer, page: Any) -> None:
+    open_machine(page, quiet, "orders")
+    page.click("#definition-open")
+    page.wait_for_selector("#definition-text", timeout=10_000)
+    assert '"StartAt": "Validate"' in page.locator("#definition-text").inner_text()
+    shot(page, "definition")
+    page.click("#start-open")
+    page.wait_for_selector("#start-input", timeout=10_000)
+    assert page.locator("#definition-panel").is_hidden()
+    page.fill("#start-input", '{"kind": "single", "card": ')
+    wait_until(lambda: "✕" in page.locator("#start-verdict").inner_text())
+    page.fill("#start-input", '{\n  "kind": "single",\n  "card": "fine"\n}')
+    page.fill("#start-name", "started-in-browser")
+    page.click("#start-run")
+    page.wait_for_selector("#start-result[data-status=SUCCEEDED]", timeout=15_000)
+    assert '"charged": true' in page.locator("#start-output").inner_text()
+    shot(page, "start-execution")
+    page.click("#start-show")
+    page.wait_for_selector("#detail .mono:text-is('started-in-browser')", timeout=10_000)
+    visited = set(page.locator("#graph [data-kind=state].visited").evaluate_all(
+        "els => els.map(e => e.dataset.stateName)"))
+    assert visited == {"Validate", "Route", "Charge", "Done"}
+    page.fill("#start-input", '{"kind": "single", "card": "declined"}')
+    page.fill("#start-name", "")
+    page.click("#start-run")
+    page.wait_for_selector("#start-result[data-status=FAILED]", timeout=15_000)
+    assert "OrderDeclined" in page.locator("#start-result").inner_text()
+
+
+@pytest.mark.parametrize("width", [800, 1024])
+def test_layout_from_800_px(quiet: ConsoleServer, page: Any, width: int) -> None:
+    quiet.execute("orders", {"kind": "single", "card": "expired"}, name=f"narrow-{width}")
+    open_machine(page, quiet, "orders", width=width)
+    open_execution(page, f"narrow-{width}")
+    click_state(page, "Charge")
+    assert page.evaluate("() => document.documentElement.scrollWidth") <= width  # no sideways scrolling
+    for box in page.locator("#counters .counter").all():
+        b = box.bounding_box()
+        assert b is not None and b["x"] >= 0 and b["x"] + b["width"] <= width, b
+    graph = page.locator("#graph svg.graph").bounding_box()
+    assert graph is not None and graph["width"] >= min(520, width * 0.5), graph
+    node = page.locator("#graph [data-kind=state][data-state-name=Charge] rect").first.bounding_box()
+    assert node is not None and node["height"] >= 30  # drawn at a readable size, not a thumbnail
+    executions = page.locator("#executions").bounding_box()
+    assert executions is not None and executions["width"] >= 300
+    shot(page, f"layout-{width}")

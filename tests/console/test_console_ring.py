@@ -3,6 +3,7 @@ rendered on request only, following the machine's logging configuration."""
 from __future__ import annotations
 
 import asyncio
+import re
 from typing import Any
 
 import pytest
@@ -67,7 +68,9 @@ def test_the_engine_records_every_execution() -> None:
     assert failed["history"] is False and failed["execution_data"] is False
     assert failed["duration_ms"] >= 0 and failed["state_transitions"] >= 3
     d = ring.detail("flow", failed["id"])
-    assert d is not None and d["events"] == [] and d["path"] == [] and "input" not in d
+    # logging OFF: no history, no data, but the light trace's path
+    assert d is not None and d["trace"] is True and d["path"] == ["A", "B", "Bad"] and "input" not in d
+    assert all(set(e["details"]) <= {"name", "error", "cause"} for e in d["events"])
 
 
 def test_bounded_and_failures_are_kept_longer() -> None:
@@ -120,7 +123,9 @@ def test_history_and_data_follow_the_logging_configuration() -> None:
     assert d["path"] == ["A", "B", "Bad"] and d["failed_state"] == "Bad" and d["open_states"] == []
     types = [e["type"] for e in d["events"]]
     assert types[0] == "ExecutionStarted" and types[-1] == "ExecutionFailed" and "LambdaFunctionFailed" in types
-    assert d["execution_arn"].endswith(":" + d["name"])
+    # AWS's Express execution ARN: ...:express:MACHINE:NAME:UUID
+    assert re.fullmatch(rf"arn:aws:states:[^:]+:\d+:express:data:{re.escape(d['name'])}:[0-9a-f-]{{36}}",
+                        d["execution_arn"])
     d2 = ring.detail("nodata", ring.executions("nodata")[0]["id"])
     assert d2 is not None and d2["execution_data"] is False
     assert "input" not in d2 and "output" not in d2
@@ -171,3 +176,139 @@ def test_ring_from_env() -> None:
         ring_from_env({"EXPRESS_CONSOLE_RECENT": "many"})
     with pytest.raises(ValueError):
         ExecutionRing(-1)
+
+
+# ---------------------------------------------------------------------- the light trace at logging OFF
+MAPPED = {"StartAt": "Fan", "States": {
+    "Fan": {"Type": "Map", "ItemsPath": "$.items", "Next": "Both",
+            "ItemProcessor": {"StartAt": "Each", "States": {"Each": {"Type": "Task", "Resource": "ok", "End": True}}}},
+    "Both": {"Type": "Parallel", "End": True, "Branches": [
+        {"StartAt": "L", "States": {"L": {"Type": "Pass", "End": True}}},
+        {"StartAt": "R", "States": {"R": {"Type": "Task", "Resource": "boom", "End": True}}}]},
+}}
+
+
+def test_logging_off_keeps_a_light_trace_without_data() -> None:
+    ring = ExecutionRing(10)
+    engine = Engine(functions=FUNCTIONS, recorder=ring)
+    machine = engine.compile(FLOW, name="off")  # no logging configuration: OFF
+    assert machine.logging is None
+    run(machine, {"fail": True, "secret": "s3cr3t"})
+    summary = ring.executions("off")[0]
+    assert summary["trace"] is True and summary["history"] is False
+    d = ring.detail("off", summary["id"])
+    assert d is not None
+    assert d["path"] == ["A", "B", "Bad"] and d["failed_state"] == "Bad"
+    assert "s3cr3t" not in str(d) and "input" not in d and "output" not in d
+    assert set(d["states"]) == {"A", "B", "Bad"}
+    a = d["states"]["A"][0]
+    assert a["duration_ms"] is not None and a["duration_ms"] >= 0 and a["exited_s"] >= a["entered_s"]
+    bad = d["states"]["Bad"][0]
+    assert bad["error"] == "Boom" and "it broke" in bad["cause"] and bad.get("unfinished") is True
+    # the trace holds names and times only, never a reference to the data
+    log = ring._rings["off"][1][0][3]
+    assert all(set(details) <= {"name", "error", "cause", "index", "length"} for _, _, details in log.events)
+
+
+def test_the_trace_is_bounded_and_sends_nothing_to_the_log_sink() -> None:
+    from express.console import ring as ring_module
+
+    lines: list[Any] = []
+
+    class Sink:
+        def emit(self, batch: Any) -> None:
+            lines.extend(batch)
+
+    ring = ExecutionRing(10)
+    engine = Engine(functions=FUNCTIONS, recorder=ring, log_sink=Sink())
+    loop = engine.compile({"StartAt": "P", "States": {"P": {"Type": "Pass", "Next": "C"}, "C": {
+        "Type": "Choice", "Choices": [{"Variable": "$.n", "NumericLessThan": 5000, "Next": "Inc"}], "Default": "Done"},
+        "Inc": {"Type": "Pass", "Parameters": {"n.$": "States.MathAdd($.n, 1)"}, "Next": "C"},
+        "Done": {"Type": "Succeed"}}}, name="loop")
+    assert run(loop, {"n": 0}).status == "SUCCEEDED"
+    log = ring._rings["loop"][0][0][3]
+    assert len(log.events) == ring_module.MAX_TRACE_EVENTS and log.dropped > 0
+    d = ring.detail("loop", ring.executions("loop")[0]["id"])
+    assert d is not None and d["events_truncated"] is True
+    assert lines == []  # logging OFF: the log sink never hears of it
+
+
+def test_no_trace_when_switched_off() -> None:
+    ring = ExecutionRing(10, traces_per_s=0)
+    engine = Engine(functions=FUNCTIONS, recorder=ring)
+    machine = engine.compile(FLOW, name="off")
+    run(machine, {"fail": False})
+    summary = ring.executions("off")[0]
+    assert summary["trace"] is False and summary["history"] is False
+    assert ring_from_env({"EXPRESS_CONSOLE_TRACE": "0"}).trace_log is None  # type: ignore[union-attr]
+    assert ring_from_env({}).trace_log is not None  # type: ignore[union-attr]
+
+
+def test_map_iterations_and_parallel_branches_in_the_trace() -> None:
+    ring = ExecutionRing(10)
+    engine = Engine(functions=FUNCTIONS, recorder=ring)
+    machine = engine.compile(MAPPED, name="mapped")
+    assert run(machine, {"items": [1, 2, 3]}).status == "FAILED"
+    d = ring.detail("mapped", ring.executions("mapped")[0]["id"])
+    assert d is not None
+    assert [v["iteration"] for v in d["states"]["Each"]] == [0, 1, 2]
+    assert all(v["map"] == "Fan" for v in d["states"]["Each"])
+    assert d["states"]["L"][0]["error"] is None and d["states"]["R"][0]["error"] == "Boom"
+    assert d["failed_state"] == "R"
+
+
+def test_a_machine_timeout_has_an_error_and_a_cause() -> None:
+    ring = ExecutionRing(10)
+    engine = Engine(recorder=ring)
+    machine = engine.compile({"TimeoutSeconds": 1, "StartAt": "W", "States": {
+        "W": {"Type": "Wait", "Seconds": 30, "End": True}}}, name="slow")
+    r = run(machine, {})
+    assert r.status == "TIMED_OUT" and r.error is None  # as the engine (and AWS) report it
+    s = ring.executions("slow")[0]
+    assert s["error"] == "States.Timeout" and "TimeoutSeconds (1 s)" in s["cause"]
+    d = ring.detail("slow", s["id"])
+    assert d is not None and d["failed_state"] == "W"
+    assert d["states"]["W"][0]["error"] == "States.Timeout" and d["states"]["W"][0]["unfinished"] is True
+
+
+def test_percentiles_from_observed_durations() -> None:
+    ring = ExecutionRing(5)
+    m = FakeMachine()
+    assert ring.percentiles("m") == {"observed": 0, "p50_s": None, "p90_s": None, "p99_s": None}
+    ring.record(m, ExecutionResult("SUCCEEDED", None, None, None, "one", 0.0, 1.0, 1), None)
+    # a single 1.00 s execution: every percentile is 1.00 s (not a bucket's interpolation)
+    assert ring.percentiles("m") == {"observed": 1, "p50_s": 1.0, "p90_s": 1.0, "p99_s": 1.0}
+    for i in range(1, 100):  # 0.01 s .. 0.99 s, and the 1.00 s
+        ring.record(m, ExecutionResult("SUCCEEDED", None, None, None, f"e{i}", 0.0, i / 100, 1), None)
+    p = ring.percentiles("m")
+    assert p["observed"] == 100 and p["p50_s"] == 0.5 and p["p90_s"] == 0.9 and p["p99_s"] == 0.99
+    from express.console import ring as ring_module
+
+    for _ in range(ring_module.DURATION_WINDOW + 10):
+        ring.record(m, ExecutionResult("SUCCEEDED", None, None, None, "fast", 0.0, 0.001, 1), None)
+    assert ring.percentiles("m") == {"observed": ring_module.DURATION_WINDOW, "p50_s": 0.001, "p90_s": 0.001,
+                                     "p99_s": 0.001}
+
+
+def test_the_trace_is_sampled_per_machine_and_second() -> None:
+    ring = ExecutionRing(50, traces_per_s=3)
+    engine = Engine(functions=FUNCTIONS, recorder=ring)
+    machine = engine.compile(FLOW, name="busy")
+    quiet = engine.compile(FLOW, name="quiet")
+    assert machine._traced_block is not None and machine._traced_block is not machine.block
+    for _ in range(10):
+        run(machine, {"fail": False})
+    run(quiet, {"fail": False})
+    listed = ring.executions("busy")
+    # within one second (this test runs far faster): the first 3 traced, the others not
+    assert [e["trace"] for e in reversed(listed)] == [True] * 3 + [False] * 7
+    assert all(e["sampled_out"] for e in listed if not e["trace"])
+    assert ring.executions("quiet")[0]["trace"] is True  # its own budget
+    # logging ALL: the event log, never a traced copy
+    logged = engine.compile(FLOW, name="logged", logging={"level": "ALL", "includeExecutionData": False})
+    assert logged._traced_block is None
+
+
+def test_no_traced_copy_without_a_tracing_recorder() -> None:
+    assert Engine(functions=FUNCTIONS).compile(FLOW)._traced_block is None
+    assert Engine(functions=FUNCTIONS, recorder=ExecutionRing(5, traces_per_s=0)).compile(FLOW)._traced_block is None

@@ -302,13 +302,13 @@ def test_test_state_fail_retry_and_catch(sfn: Any) -> None:
             "Catch": [{"ErrorEquals": ["Other"], "Next": "X"},
                       {"ErrorEquals": ["States.ALL"], "ResultPath": "$.err", "Next": "Handler"}]}
     mock = {"errorOutput": {"error": "Boom", "cause": "bang"}}
-    r = sfn.test_state(definition=json.dumps(task), input='{"a": 1}', mock=mock)
+    r = sfn.test_state(definition=json.dumps(task), input='{"a": 1}', mock=mock, inspectionLevel="DEBUG")
     assert r["status"] == "RETRIABLE" and r["error"] == "Boom"
     assert r["inspectionData"]["errorDetails"] == {"retryIndex": 0, "retryBackoffIntervalSeconds": 2}
-    r = sfn.test_state(definition=json.dumps(task), input='{"a": 1}', mock=mock,
+    r = sfn.test_state(definition=json.dumps(task), input='{"a": 1}', mock=mock, inspectionLevel="DEBUG",
                        stateConfiguration={"retrierRetryCount": 1})
     assert r["inspectionData"]["errorDetails"]["retryBackoffIntervalSeconds"] == 6
-    r = sfn.test_state(definition=json.dumps(task), input='{"a": 1}', mock=mock,
+    r = sfn.test_state(definition=json.dumps(task), input='{"a": 1}', mock=mock, inspectionLevel="DEBUG",
                        stateConfiguration={"retrierRetryCount": 2})
     assert r["status"] == "CAUGHT_ERROR" and r["nextState"] == "Handler"
     assert json.loads(r["output"]) == {"a": 1, "err": {"Error": "Boom", "Cause": "bang"}}
@@ -318,7 +318,7 @@ def test_test_state_fail_retry_and_catch(sfn: Any) -> None:
 def test_test_state_runs_task_and_mock_result(server: ServerThread, sfn: Any) -> None:
     server.counter.delay = 0
     task = {"Type": "Task", "Resource": "count", "ResultSelector": {"n.$": "$.calls"}, "Next": "N"}
-    r = sfn.test_state(definition=json.dumps(task), input="{}")
+    r = sfn.test_state(definition=json.dumps(task), input="{}", roleArn="arn:aws:iam::000000000000:role/r")
     assert json.loads(r["output"]) == {"n": 1} and r["nextState"] == "N"
     r = sfn.test_state(definition=json.dumps(task), input="{}", mock={"result": '{"calls": 42}'})
     assert json.loads(r["output"]) == {"n": 42}

@@ -11,6 +11,7 @@ from botocore.exceptions import ClientError
 from httpsupport import ServerThread, arn
 from prometheus_client.parser import text_string_to_metric_families
 
+import express
 from express.engine import Engine
 
 Key = tuple[str, frozenset[tuple[str, str]]]
@@ -75,11 +76,17 @@ def test_metrics_scraped_over_http(server: ServerThread) -> None:
     assert delta(before, after, "express_state_transitions_total", machine="pass") == 4
     # a Pass machine bills AWS's minimum: 100 ms at 64 MB per execution
     assert delta(before, after, "express_billed_duration_seconds_total", machine="pass") == pytest.approx(0.4)
-    assert delta(before, after, "express_billed_gb_seconds_total", machine="pass") == pytest.approx(0.4 / 16)
+    assert delta(before, after, "express_billed_duration_gigabyte_seconds_total", machine="pass") == pytest.approx(0.4 / 16)
     # requests by operation and HTTP status
     assert delta(before, after, "express_http_requests_total", operation="StartSyncExecution", status="200") == 4
     assert delta(before, after, "express_http_requests_total", operation="StartSyncExecution", status="400") == 1
     assert delta(before, after, "express_http_requests_total", operation="StartExecution", status="200") == 1
+    # and their durations, per operation (every answer, errors included)
+    assert delta(before, after, "express_http_request_duration_seconds_count", operation="StartSyncExecution") == 5
+    assert delta(before, after, "express_http_request_duration_seconds_bucket", operation="StartSyncExecution",
+                 le="+Inf") == 5
+    assert delta(before, after, "express_http_request_duration_seconds_count", operation="StartExecution") == 1
+    assert delta(before, after, "express_http_request_duration_seconds_sum", operation="StartSyncExecution") > 0
     assert after[("express_in_flight_executions", frozenset({("mode", "sync")}))] == \
         before.get(("express_in_flight_executions", frozenset({("mode", "sync")})), 0.0)
     # never an execution name or ARN in a label
@@ -95,3 +102,30 @@ def test_metrics_route_is_get_only(server: ServerThread) -> None:
     assert status == 405
     status, _, _ = server.request("HEAD", "/metrics")
     assert status == 200
+
+
+def test_every_family_is_exported_without_created_series(server: ServerThread) -> None:
+    sfn = server.client()
+    sfn.start_sync_execution(stateMachineArn=arn("fail"), input="{}")
+    sfn.start_sync_execution(stateMachineArn=arn("counted"), input="{}")
+    _, body, _ = scrape(server)
+    families = {f.name: f for f in text_string_to_metric_families(body.decode())}
+    for name in ("express_executions_started", "express_executions", "express_execution_errors",
+                 "express_execution_duration_seconds", "express_task_duration_seconds",
+                 "express_http_requests", "express_http_request_duration_seconds", "express_executions_throttled",
+                 "express_in_flight_executions", "express_billed_duration_seconds",
+                 "express_billed_duration_gigabyte_seconds", "express_kafka_consumer_lag",
+                 "express_kafka_dlq_records", "express_build_info", "process_cpu_seconds",
+                 "process_resident_memory_bytes", "process_start_time_seconds", "python_info"):
+        assert name in families, name
+    assert "express_billed_gb_seconds" not in families
+    # prometheus-client's *_created series (one per counter/histogram child) are off
+    assert not [s.name for f in families.values() for s in f.samples if s.name.endswith("_created")]
+    assert b"_created" not in body
+    [build] = families["express_build_info"].samples
+    assert build.labels == {"version": express.__version__} and build.value == 1
+    assert families["process_resident_memory_bytes"].samples[0].value > 0
+    assert families["process_cpu_seconds"].samples[0].value > 0
+    tasks = {(s.labels["integration"], s.labels["status"]) for s in families["express_task_duration_seconds"].samples
+             if s.labels.get("machine") == "counted"}
+    assert ("function", "SUCCEEDED") in tasks

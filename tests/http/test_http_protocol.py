@@ -104,6 +104,13 @@ def test_unknown_or_missing_target(server: ServerThread) -> None:
     (b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", 405),
     (b"GET /nope HTTP/1.1\r\nHost: x\r\n\r\n", 404),
     (b"POST /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n", 405),
+    (b"GET / HTTP/1.2\r\nHost: x\r\n\r\n", 505),
+    (b"GET /healthz HTTP/1.1\r\nHost: x\r\n" + b"X-A: 1\r\n" * 100 + b"\r\n", 431),  # 101 headers
+    (b"GET * HTTP/1.1\r\nHost: x\r\n\r\n", 400),
+    (b"CONNECT / HTTP/1.1\r\nHost: x\r\n\r\n", 405),
+    (b"POST / HTTP/1.1\r\nHost: x\r\nHost: y\r\nContent-Length: 2\r\n\r\n{}", 400),
+    (b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n1\r\n{\r\n0\r\n"
+     + b"T: 1\r\n" * 100 + b"\r\n", 431),  # 101 header and trailer fields
 ])
 def test_malformed_http(server: ServerThread, data: bytes, status: int) -> None:
     responses = split_responses(raw(server.port, data))
@@ -211,3 +218,190 @@ def test_start_and_stop_are_idempotent(server: ServerThread) -> None:
     assert server.port == port
     server.stop_async().result(10)
     server.stop_async().result(10)
+
+
+# ---------------------------------------------------------------------- framing, limits and connection handling
+def recv_until_closed(s: socket.socket) -> bytes:
+    chunks = []
+    while chunk := s.recv(65536):
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def chunked_head(target: str = TARGET) -> bytes:
+    return (f"POST / HTTP/1.1\r\nHost: x\r\nX-Amz-Target: {target}\r\nTransfer-Encoding: chunked\r\n\r\n").encode()
+
+
+@pytest.mark.parametrize("piece,status,code", [
+    # 1-byte chunks with 1 KB extensions: 1,000 times the body on the wire
+    (b"1;" + b"e" * 1000 + b"\r\nx\r\n", 413, "RequestEntityTooLarge"),
+    # a small body, then trailer lines without end
+    (b"T: " + b"v" * 1000 + b"\r\n", 431, "RequestHeaderFieldsTooLarge"),
+])
+def test_chunk_extension_and_trailer_bombs_are_refused_with_bounded_memory(
+        server: ServerThread, piece: bytes, status: int, code: str) -> None:
+    import tracemalloc
+
+    burst = piece * 64  # ~64 KB
+    tracemalloc.start()
+    try:
+        with socket.create_connection(("127.0.0.1", server.port), timeout=10) as s:
+            s.sendall(chunked_head() + (b"1\r\nx\r\n0\r\n" if piece.startswith(b"T") else b""))
+            for _ in range(64):  # 4 MB; the limits allow 1 MB + 16 KB of wire per request
+                s.sendall(burst)
+            s.shutdown(socket.SHUT_WR)
+            data = recv_until_closed(s)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    [resp] = split_responses(data)
+    assert aws_error(resp) == (status, code)
+    assert peak < 3 * 1024 * 1024, f"{peak / 1e6:.1f} MB held for a refused request"
+
+
+def test_many_small_chunks_are_decoded_reading_each_byte_once(server: ServerThread, monkeypatch: Any) -> None:
+    from express.http import protocol
+
+    fed = [0]
+    real = protocol._request_parser
+
+    class Counting:
+        def __init__(self, callbacks: object) -> None:
+            self._parser = real(callbacks)
+
+        def feed_data(self, data: Any) -> None:
+            fed[0] += len(data)
+            self._parser.feed_data(data)
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self._parser, name)
+
+    monkeypatch.setattr(protocol, "_request_parser", Counting)
+    payload = json.dumps({"stateMachineArn": arn("pass"), "input": json.dumps({"pad": "p" * 20000})}).encode()
+    wire = chunked_head() + b"".join(b"1\r\n" + payload[i:i + 1] + b"\r\n" for i in range(len(payload))) + \
+        b"0\r\n\r\n"
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as s:
+        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        for i in range(0, len(wire), 1000):  # ~140 reads on the server's side
+            s.sendall(wire[i:i + 1000])
+        s.shutdown(socket.SHUT_WR)
+        [(status, _, body)] = split_responses(recv_until_closed(s))
+    assert status == 200 and json.loads(json.loads(body)["output"]) == {"echo": {"pad": "p" * 20000}}
+    assert fed[0] == len(wire)  # linear: no byte is parsed twice, however the data was split
+
+
+@pytest.mark.parametrize("connection,version,kept", [
+    ("keep-alive, close", "1.1", False),
+    ("close,keep-alive", "1.1", False),
+    ("x-close-hint", "1.1", True),  # a token that merely contains "close"
+    ("Keep-Alive", "1.0", True),
+    ("foo, keep-alive", "1.0", True),
+    ("x-keep-alive-hint", "1.0", False),
+])
+def test_connection_header_is_read_as_tokens(server: ServerThread, connection: str, version: str, kept: bool) -> None:
+    first = f"GET /healthz HTTP/{version}\r\nHost: x\r\nConnection: {connection}\r\n\r\n".encode()
+    second = b"GET /readyz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as s:
+        s.sendall(first + second)
+        responses = split_responses(recv_until_closed(s))
+    assert [r[0] for r in responses] == ([200, 200] if kept else [200])
+    if kept:
+        assert responses[0][1].get("connection") == ("keep-alive" if version == "1.0" else None)
+    else:
+        assert responses[0][1]["connection"] == "close"
+
+
+def test_http10_keep_alive_is_echoed_and_the_connection_kept(server: ServerThread) -> None:
+    body = json.dumps({"stateMachineArn": arn("pass")}).encode()
+    request = (f"POST / HTTP/1.0\r\nConnection: keep-alive\r\nX-Amz-Target: {TARGET}\r\n"
+               f"Content-Length: {len(body)}\r\n\r\n").encode() + body
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as s:
+        for _ in range(3):  # one after the other on the same connection, as an HTTP/1.0 client does
+            s.sendall(request)
+            head = b""
+            while b"\r\n\r\n" not in head:
+                head += s.recv(1)
+            assert head.startswith(b"HTTP/1.1 200 OK") and b"\r\nConnection: keep-alive\r\n" in head
+            length = int(head.split(b"Content-Length: ")[1].split(b"\r\n")[0])
+            answer = b""
+            while len(answer) < length:
+                answer += s.recv(length - len(answer))
+            assert json.loads(answer)["status"] == "SUCCEEDED"
+        s.sendall(b"GET /healthz HTTP/1.0\r\n\r\n")  # no keep-alive: answered, then closed
+        [(status, headers, _)] = split_responses(recv_until_closed(s))
+    assert status == 200 and headers["connection"] == "close"
+
+
+def test_no_100_continue_for_http10(server: ServerThread) -> None:
+    body = json.dumps({"stateMachineArn": arn("pass")}).encode()
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as s:
+        s.sendall((f"POST / HTTP/1.0\r\nX-Amz-Target: {TARGET}\r\nExpect: 100-continue\r\n"
+                   f"Content-Length: {len(body)}\r\n\r\n").encode())
+        time.sleep(0.3)  # the head alone: time for a (wrong) 100 Continue to be sent
+        s.sendall(body)
+        data = recv_until_closed(s)
+    assert data.startswith(b"HTTP/1.1 200 OK") and b"100 Continue" not in data
+
+
+def test_unknown_expectation_is_417(server: ServerThread) -> None:
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as s:
+        s.sendall((f"POST / HTTP/1.1\r\nHost: x\r\nX-Amz-Target: {TARGET}\r\nExpect: something-else\r\n"
+                   "Content-Length: 100\r\n\r\n").encode())  # the body is not sent: 417 must come first
+        [resp] = split_responses(recv_until_closed(s))
+    assert aws_error(resp) == (417, "ExpectationFailed")
+
+
+@pytest.mark.parametrize("framing", ["content-length", "chunked"])
+def test_lingering_close_lets_a_client_sending_a_large_body_read_the_413(framing: str) -> None:
+    server = ServerThread(max_body_bytes=1000).start()
+    try:
+        size = 8 * 1024 * 1024
+        if framing == "chunked":
+            head = chunked_head()
+            body = b"".join(b"10000\r\n" + b" " * 0x10000 + b"\r\n" for _ in range(size // 0x10000))
+        else:
+            head = f"POST / HTTP/1.1\r\nHost: x\r\nX-Amz-Target: {TARGET}\r\nContent-Length: {size}\r\n\r\n".encode()
+            body = b" " * size
+        with socket.create_connection(("127.0.0.1", server.port), timeout=10) as s:
+            s.sendall(head + body)  # the server answers long before this is all sent
+            data = recv_until_closed(s)
+        [resp] = split_responses(data)
+        assert aws_error(resp) == (413, "RequestEntityTooLarge")
+    finally:
+        server.stop()
+
+
+def test_a_parse_error_is_answered_in_turn_after_the_pipelined_requests_before_it(server: ServerThread) -> None:
+    body = json.dumps({"stateMachineArn": arn("counted")}).encode()  # answered after 0.2 s
+    data = post(body) + b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n" + b"GET / HTTP/1.1\r\nBad Header: 1\r\n\r\n"
+    responses = split_responses(raw(server.port, data, shutdown=False))
+    assert [r[0] for r in responses] == [200, 200, 400]
+    assert json.loads(responses[0][2])["status"] == "SUCCEEDED"
+    assert aws_error(responses[2])[1] == "SerializationException"
+
+
+def test_an_upgrade_request_is_answered_over_http11_with_its_body(server: ServerThread) -> None:
+    body = json.dumps({"stateMachineArn": arn("pass"), "input": '{"u": 1}'}).encode()
+    data = post(body, extra="Connection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQAAP__\r\n")
+    responses = split_responses(raw(server.port, data + post(body, extra="Connection: close\r\n"), shutdown=False))
+    assert [r[0] for r in responses] == [200, 200]
+    for _, _, payload in responses:
+        assert json.loads(json.loads(payload)["output"]) == {"echo": {"u": 1}}
+
+
+def test_request_head_whitespace_counts_against_the_head_limit(server: ServerThread) -> None:
+    data = b"GET /healthz HTTP/1.1\r\nHost: x\r\nX:" + b" " * 40000 + b"v\r\n\r\n"
+    [resp] = split_responses(raw(server.port, data))
+    assert aws_error(resp) == (431, "RequestHeaderFieldsTooLarge")
+
+
+def test_a_long_pipeline_is_answered_in_order(server: ServerThread) -> None:
+    one = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\nGET /readyz HTTP/1.1\r\nHost: x\r\n\r\n"
+    body = json.dumps({"stateMachineArn": arn("pass"), "input": json.dumps({"pad": "p" * 40000})}).encode()
+    data = one * 1000 + post(body) + one * 1000 + b"GET /nope HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    responses = split_responses(raw(server.port, data, shutdown=False))
+    assert len(responses) == 4002
+    expected = [b'{"status":"ok"}', b'{"status":"ready"}'] * 1000
+    assert [r[2] for r in responses[:2000]] == expected and [r[2] for r in responses[2001:4001]] == expected
+    assert json.loads(json.loads(responses[2000][2])["output"]) == {"echo": {"pad": "p" * 40000}}
+    assert responses[-1][0] == 404

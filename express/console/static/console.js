@@ -20,8 +20,10 @@
 
   const state = {
     machines: [], stats: {}, route: null, machine: null, graph: null, executions: [], selected: null,
-    filter: "all", timers: [], validateTimer: null, validateSeq: 0, recording: true, metrics: false,
+    filter: "all", search: "", timers: [], validateTimer: null, validateSeq: 0, recording: true, metrics: false,
+    inspected: null, visitPick: {}, startInput: {},
   };
+  const EVENT_SHORT = 120;
 
   // ------------------------------------------------------------------ helpers
   function h(tag, attrs, ...children) {
@@ -32,7 +34,7 @@
       else if (k.startsWith("on")) e.addEventListener(k.slice(2), v);
       else e.setAttribute(k, v === true ? "" : String(v));
     }
-    for (const c of children.flat()) {
+    for (const c of children.flat(Infinity)) {
       if (c === undefined || c === null || c === false) continue;
       e.appendChild(typeof c === "string" || typeof c === "number" ? document.createTextNode(String(c)) : c);
     }
@@ -49,6 +51,7 @@
     }
     setConn(true);
     const body = await r.json().catch(() => ({}));
+    if (r.status === 401 && body.login) showLogin();
     if (!r.ok) throw Object.assign(new Error(body.error || r.statusText), { status: r.status });
     return body;
   }
@@ -71,6 +74,20 @@
     if (!epoch) return "";
     const d = new Date(epoch * 1000);
     return d.toLocaleTimeString([], { hour12: false }) + "." + String(d.getMilliseconds()).padStart(3, "0");
+  }
+  function pad(n, w) { return String(n).padStart(w || 2, "0"); }
+  /* local date and time: 2026-12-01 22:54:12.345 */
+  function fmtDate(epoch) {
+    if (!epoch) return "";
+    const d = new Date(epoch * 1000);
+    return d.getFullYear() + "-" + pad(d.getMonth() + 1) + "-" + pad(d.getDate()) + " " + fmtTime(epoch);
+  }
+  /* a percentile of the observed durations of recent executions; only a server that records no
+     executions falls back to the metrics histogram's estimate */
+  function observedP(s, key) {
+    const o = s && s.observed;
+    if (o && o[key] !== null && o[key] !== undefined) return o[key];
+    return key === "p99_s" && s && !state.recording ? (s.recent_p99_s ?? s.p99_s) : null;
   }
   function badge(status) {
     return h("span", { class: "badge status-" + status, "data-status": status }, status.replace("_", " "));
@@ -103,8 +120,8 @@
             h("span", { title: "executions per second (last seconds)" }, fmtRate(s.executions_per_s) + "/s"),
             h("span", { class: (s.failures ? "fail" : ""), title: "failed or timed-out executions (total)" },
               "✕ " + (s.failures === undefined ? "–" : s.failures)),
-            h("span", { title: "p99 duration (recent, else since start)" },
-              "p99 " + fmtSeconds(s.recent_p99_s ?? s.p99_s)))));
+            h("span", { title: "p99 of the observed durations of recent executions" },
+              "p99 " + fmtSeconds(observedP(s, "p99_s"))))));
       list.appendChild(li);
     }
     const note = document.getElementById("side-note");
@@ -171,6 +188,8 @@
   async function showMachine(name, executionId) {
     const main = document.getElementById("main");
     main.textContent = "";
+    state.inspected = null;
+    state.visitPick = {};
     let m;
     try {
       m = await api("machines/" + encodeURIComponent(name));
@@ -186,25 +205,32 @@
           h("h2", {}, name),
           h("div", { class: "muted small arn" }, m.arn),
           h("div", { class: "small" }, "Logging: ", h("b", {}, m.logging.level),
-            m.logging.includeExecutionData ? " with execution data" : "")),
+            m.logging.includeExecutionData ? " with execution data" : ""),
+          h("div", { class: "actions" },
+            h("button", { class: "action primary", id: "start-open", onclick: () => togglePanel("start") }, "Start execution"),
+            h("button", { class: "action", id: "definition-open", onclick: () => togglePanel("definition") }, "Definition"))),
         h("div", { class: "counters", id: "counters" })),
+      h("div", { class: "panel hidden", id: "start-panel" }),
+      h("div", { class: "panel hidden", id: "definition-panel" }),
       h("div", { class: "machine-body" },
-        h("div", { class: "left" },
-          h("div", { class: "panel" }, h("div", { class: "panel-title" }, "Graph",
-            h("span", { class: "legend" },
-              h("span", { class: "lg visited" }, "path taken"), h("span", { class: "lg failed" }, "failed"),
-              h("span", { class: "lg catch" }, "catch"))), graphBox),
-          h("div", { class: "panel", id: "detail" })),
-        h("div", { class: "right" },
-          h("div", { class: "panel" },
-            h("div", { class: "panel-title" }, "Recent executions",
-              h("span", { class: "filters" },
-                h("button", { class: "filter" + (state.filter === "all" ? " on" : ""), "data-filter": "all", onclick: () => setFilter("all") }, "All"),
-                h("button", { class: "filter" + (state.filter === "failed" ? " on" : ""), "data-filter": "failed", onclick: () => setFilter("failed") }, "Failed"))),
-            h("ul", { class: "executions", id: "executions" }))))));
+        h("div", { class: "panel graph-panel" }, h("div", { class: "panel-title" }, "Graph",
+          h("span", { class: "legend" },
+            h("span", { class: "lg visited" }, "path taken"), h("span", { class: "lg failed" }, "failed"),
+            h("span", { class: "lg catch" }, "catch"))), graphBox,
+          h("p", { class: "muted small hint" }, "Click a state to inspect it.")),
+        h("div", { class: "panel list-panel" },
+          h("div", { class: "panel-title" }, "Recent executions", h("span", { class: "muted small", id: "exec-count" })),
+          h("div", { class: "exec-tools" },
+            h("input", { id: "exec-search", type: "search", placeholder: "Search by name", value: state.search,
+              "aria-label": "Search executions by name", oninput: (e) => { state.search = e.target.value; renderExecutions(); } }),
+            statusSelect()),
+          h("ul", { class: "executions", id: "executions" })),
+        h("div", { class: "panel", id: "inspector" }),
+        h("div", { class: "panel", id: "detail" }))));
     renderCounters();
+    renderInspector();
     try {
-      state.graph = await ExpressGraph.render(graphBox, m.graph, { name: name });
+      state.graph = await ExpressGraph.render(graphBox, m.graph, { name: name, onSelect: (n) => inspect(n.id) });
       graphBox.setAttribute("data-ready", "true");
     } catch (err) {
       graphBox.textContent = "Cannot lay out the graph: " + err;
@@ -224,14 +250,27 @@
     box.appendChild(item("executions/s", fmtRate(s.executions_per_s)));
     box.appendChild(item("failures", s.failures === undefined ? "–" : String(s.failures), s.failures ? "bad" : ""));
     box.appendChild(item("failures/s", fmtRate(s.failures_per_s)));
-    box.appendChild(item("p99 duration", fmtSeconds(s.recent_p99_s ?? s.p99_s)));
+    const o = s.observed || {};
+    const sample = o.observed ? " (last " + o.observed + ")" : "";
+    box.appendChild(item("p50 duration" + sample, fmtSeconds(observedP(s, "p50_s")), "p50"));
+    box.appendChild(item("p99 duration" + sample, fmtSeconds(observedP(s, "p99_s")), "p99"));
     box.appendChild(item("executions", s.executions === undefined ? "–" : String(s.executions)));
   }
 
-  function setFilter(f) {
-    state.filter = f;
-    for (const b of document.querySelectorAll("button.filter")) b.classList.toggle("on", b.dataset.filter === f);
-    renderExecutions();
+  function statusSelect() {
+    const sel = h("select", { id: "exec-status", "aria-label": "Filter by status",
+      onchange: (e) => { state.filter = e.target.value; renderExecutions(); } },
+      [["all", "All statuses"], ["failed", "Failed or timed out"], ["SUCCEEDED", "Succeeded"], ["FAILED", "Failed"],
+        ["TIMED_OUT", "Timed out"]].map(([v, label]) => h("option", { value: v, selected: state.filter === v }, label)));
+    return sel;
+  }
+
+  function matches(e) {
+    const f = state.filter;
+    if (f === "failed" && e.status === "SUCCEEDED") return false;
+    if (f !== "all" && f !== "failed" && e.status !== f) return false;
+    const q = state.search.trim().toLowerCase();
+    return !q || e.name.toLowerCase().includes(q);
   }
 
   async function loadExecutions() {
@@ -248,9 +287,12 @@
     const ul = document.getElementById("executions");
     if (!ul) return;
     ul.textContent = "";
-    const shown = state.executions.filter((e) => state.filter === "all" || e.status !== "SUCCEEDED");
+    const shown = state.executions.filter(matches);
+    const count = document.getElementById("exec-count");
+    if (count) count.textContent = shown.length === state.executions.length ? "(" + shown.length + ")" : "(" + shown.length + " of " + state.executions.length + ")";
     if (!state.recording) ul.appendChild(h("li", { class: "muted" }, "This server does not record executions."));
-    else if (!shown.length) ul.appendChild(h("li", { class: "muted empty" }, "No executions yet."));
+    else if (!state.executions.length) ul.appendChild(h("li", { class: "muted empty" }, "No executions yet."));
+    else if (!shown.length) ul.appendChild(h("li", { class: "muted empty" }, "No execution matches."));
     for (const e of shown) {
       const selected = state.selected && state.selected.id === e.id;
       ul.appendChild(h("li", { class: "execution" + (selected ? " selected" : ""), "data-execution": e.id,
@@ -258,13 +300,13 @@
         badge(e.status),
         h("span", { class: "e-name", title: e.name }, e.name),
         h("span", { class: "e-dur" }, fmtDuration(e.duration_ms)),
-        h("span", { class: "e-time muted" }, fmtTime(e.start_time)),
+        h("span", { class: "e-time muted", title: fmtDate(e.start_time) }, fmtDate(e.start_time)),
         e.error ? h("div", { class: "e-error" }, e.error) : null));
     }
   }
 
   async function selectExecution(id) {
-    if (!id) { state.selected = null; if (state.graph) ExpressGraph.clear(state.graph); renderDetail(null); renderExecutions(); return; }
+    if (!id) { state.selected = null; if (state.graph) ExpressGraph.clear(state.graph); renderDetail(null); renderExecutions(); renderInspector(); return; }
     let detail;
     try {
       detail = await api("machines/" + encodeURIComponent(state.route.machine) + "/executions/" + id);
@@ -273,9 +315,11 @@
       return;
     }
     state.selected = detail;
+    state.visitPick = {};
     if (state.graph) ExpressGraph.highlight(state.graph, detail);
     renderDetail(detail);
     renderExecutions();
+    renderInspector();
   }
 
   function renderDetail(d, message) {
@@ -290,7 +334,7 @@
     box.setAttribute("data-execution-detail", d.id);
     box.appendChild(h("div", { class: "panel-title" }, "Execution ", h("span", { class: "mono" }, d.name), " ", badge(d.status)));
     const facts = h("dl", { class: "facts" },
-      h("dt", {}, "Started"), h("dd", {}, fmtTime(d.start_time)),
+      h("dt", {}, "Started"), h("dd", {}, fmtDate(d.start_time)),
       h("dt", {}, "Duration"), h("dd", {}, fmtDuration(d.duration_ms)),
       h("dt", {}, "State transitions"), h("dd", {}, d.state_transitions));
     if (d.execution_arn) facts.append(h("dt", {}, "ARN"), h("dd", { class: "mono small" }, d.execution_arn));
@@ -302,10 +346,17 @@
         d.error ? h("div", {}, h("span", { class: "k" }, "Error "), h("code", { "data-error": "true" }, d.error)) : null,
         d.cause ? h("div", {}, h("span", { class: "k" }, "Cause "), h("code", { class: "cause" }, d.cause)) : null));
     }
-    if (!d.history) {
+    if (d.trace) {
+      box.appendChild(h("p", { class: "muted small", "data-trace": "true" },
+        "Logging is OFF: no event history or data is kept. The path and timings come from the console's light trace (state names and times only)."));
+    } else if (d.sampled_out) {
+      box.appendChild(h("p", { class: "muted small", "data-sampled-out": "true" },
+        "Not traced: at logging OFF the console traces a limited number of executions per second of each machine (EXPRESS_CONSOLE_TRACE); this one was over it."));
+    } else if (!d.history) {
       box.appendChild(h("p", { class: "muted small" },
         "No event history: the machine's logging level is OFF (set it to ALL, ERROR or FATAL to see the path on the graph)."));
     }
+    if (d.path && d.path.length) box.appendChild(timeline(d));
     if (d.execution_data) {
       const io = h("div", { class: "io" });
       if (d.input) io.appendChild(h("div", {}, h("div", { class: "k" }, "Input"), h("pre", {}, pretty(d.input.text))));
@@ -314,30 +365,276 @@
     } else if (d.history) {
       box.appendChild(h("p", { class: "muted small" }, "Input and output are shown when the machine's logging includes execution data."));
     }
-    if (d.events && d.events.length) {
-      const t0 = d.events[0].timestamp;
-      box.appendChild(h("table", { class: "table events" },
-        h("thead", {}, h("tr", {}, h("th", {}, "#"), h("th", {}, "Type"), h("th", {}, "State"), h("th", {}, "+ms"), h("th", {}, "Details"))),
-        h("tbody", {}, d.events.map((ev) => h("tr", { class: /Failed|TimedOut|Aborted/.test(ev.type) ? "bad" : "", "data-event": ev.type },
-          h("td", {}, ev.id), h("td", {}, ev.type), h("td", {}, ev.details.name || ""),
-          h("td", {}, ((ev.timestamp - t0) * 1000).toFixed(1)),
-          h("td", { class: "small" }, eventDetails(ev.details)))))));
-      if (d.events_truncated) box.appendChild(h("p", { class: "muted small" }, "(more events not shown)"));
+    if (d.events && d.events.length && d.trace) {
+      box.appendChild(h("details", { class: "trace-events" }, h("summary", { class: "small" }, "Trace (" + d.events.length + " entries)"),
+        eventsTable(d, d.events)));
+    } else if (d.events && d.events.length) {
+      box.appendChild(eventsTable(d, d.events));
     }
+    if (d.events_truncated) box.appendChild(h("p", { class: "muted small" }, "(more events not shown)"));
+  }
+
+  function eventsTable(d, events) {
+    const t0 = d.start_time;
+    return h("table", { class: "table events" },
+      h("thead", {}, h("tr", {}, h("th", {}, "#"), h("th", {}, "Type"), h("th", {}, "State"), h("th", {}, "+ms"), h("th", {}, "Details"))),
+      h("tbody", {}, events.map((ev) => h("tr", { class: /Failed|TimedOut|Aborted/.test(ev.type) ? "bad" : "", "data-event": ev.type },
+        h("td", {}, ev.id), h("td", {}, ev.type), h("td", {}, ev.details.name || ""),
+        h("td", {}, ((ev.timestamp - t0) * 1000).toFixed(1)),
+        h("td", { class: "small ev-details" }, eventDetails(ev.details))))));
+  }
+
+  /* the states in the order they were entered, with when and how long: shown at every level */
+  function timeline(d) {
+    const rows = [];
+    for (const [name, visits] of Object.entries(d.states || {})) {
+      for (const v of visits) rows.push([name, v]);
+    }
+    rows.sort((a, b) => a[1].entered_s - b[1].entered_s);
+    const shown = rows.slice(0, 200);
+    const status = (name, v) => v.error ? "failed" : v.unfinished ? (d.status === "TIMED_OUT" ? "timed out" : "unfinished") : "ok";
+    return h("div", { class: "timeline", id: "timeline" },
+      h("div", { class: "k" }, "Path taken (" + d.path.length + " state" + (d.path.length === 1 ? "" : "s") + ", " + rows.length + " visit" + (rows.length === 1 ? "" : "s") + ")"),
+      h("table", { class: "table events" },
+        h("thead", {}, h("tr", {}, h("th", {}, "State"), h("th", {}, "Iteration"), h("th", {}, "Entered +ms"), h("th", {}, "Duration"), h("th", {}, "Outcome"))),
+        h("tbody", {}, shown.map(([name, v]) => h("tr", { class: v.error ? "bad" : "", "data-visit": name, onclick: () => { state.visitPick[name] = d.states[name].indexOf(v); inspectByName(name); } },
+          h("td", {}, h("button", { class: "link" }, name)), h("td", {}, v.iteration ?? ""),
+          h("td", {}, (v.entered_s * 1000).toFixed(1)), h("td", { "data-duration": name }, fmtDuration(v.duration_ms)),
+          h("td", {}, status(name, v) + (v.error ? ": " + v.error : "")))))),
+      rows.length > shown.length ? h("p", { class: "muted small" }, "(" + (rows.length - shown.length) + " more visits)") : null);
   }
 
   function pretty(text) {
     try { return JSON.stringify(JSON.parse(text), null, 2); } catch (e) { return text; }
   }
 
+  /* one line per detail; a long one is cut, with the whole of it (pretty-printed) a click away */
   function eventDetails(details) {
     const parts = [];
     for (const [k, v] of Object.entries(details)) {
       if (k === "name") continue;
       const text = v && typeof v === "object" ? v.text : String(v);
-      parts.push(k + ": " + (text.length > 120 ? text.slice(0, 119) + "…" : text));
+      if (text.length <= EVENT_SHORT) { parts.push(h("div", {}, h("span", { class: "k" }, k + ": "), text)); continue; }
+      parts.push(h("details", { class: "ev-more", "data-detail": k },
+        h("summary", {}, h("span", { class: "k" }, k + ": "), text.slice(0, EVENT_SHORT - 1) + "…"),
+        h("pre", { class: "ev-full" }, pretty(text)),
+        v && v.truncated ? h("div", { class: "muted small" }, "(cut at the console's limit)") : null));
     }
-    return parts.join("  ·  ");
+    return parts;
+  }
+
+  // ------------------------------------------------------------------ inspector
+  /* The state at a graph node's id (its JSON pointer in the definition). */
+  function atPointer(doc, pointer) {
+    let v = doc;
+    for (const raw of pointer.split("/").slice(1)) {
+      const key = raw.replace(/~1/g, "/").replace(/~0/g, "~");
+      if (v === null || typeof v !== "object") return undefined;
+      v = v[key];
+    }
+    return v;
+  }
+
+  function inspect(id) {
+    state.inspected = id;
+    if (state.graph) ExpressGraph.select(state.graph, id);
+    renderInspector();
+  }
+
+  function inspectByName(name) {
+    const n = state.machine && state.machine.graph.nodes.find((x) => x.kind === "state" && x.name === name);
+    if (n) { inspect(n.id); const box = document.getElementById("inspector"); if (box) box.scrollIntoView({ block: "nearest" }); }
+  }
+
+  function nodeById(id) { return state.machine ? state.machine.graph.nodes.find((n) => n.id === id) : null; }
+
+  /* "Branch 2" / "Item processor" the node lies in, outermost first */
+  function enclosing(n) {
+    const out = [];
+    let p = n && n.parent ? nodeById(n.parent) : null;
+    while (p) { if (p.kind === "group") out.unshift(nodeById(p.parent).name + " › " + p.name); p = p.parent ? nodeById(p.parent) : null; }
+    return out;
+  }
+
+  function renderInspector() {
+    const box = document.getElementById("inspector");
+    if (!box) return;
+    box.textContent = "";
+    const n = state.inspected && nodeById(state.inspected);
+    if (!n) {
+      box.classList.add("hidden");
+      return;
+    }
+    box.classList.remove("hidden");
+    box.setAttribute("data-inspected", n.name);
+    const d = state.selected;
+    box.appendChild(h("div", { class: "panel-title" }, "State ", h("span", { class: "mono" }, n.name),
+      h("span", { class: "badge type" }, n.type),
+      h("button", { class: "close", title: "close", onclick: () => inspect(null) }, "×")));
+    const where = enclosing(n);
+    if (where.length) box.appendChild(h("div", { class: "small muted", "data-where": "true" }, "In " + where.join(" › ")));
+    const cols = h("div", { class: "inspector-body" });
+    box.appendChild(cols);
+    const left = h("div", { class: "insp-run" }), right = h("div", { class: "insp-def" });
+    cols.append(left, right);
+    right.appendChild(h("div", { class: "k" }, "Definition"));
+    right.appendChild(h("pre", { class: "state-def", "data-state-definition": n.name },
+      JSON.stringify(atPointer(state.machine.definition, n.id), null, 2)));
+    if (!d) {
+      left.appendChild(h("p", { class: "muted small" }, "Select an execution to see this state's input, output, events and timing in it."));
+      return;
+    }
+    const visits = (d.states || {})[n.name] || [];
+    left.appendChild(h("div", { class: "small" }, "Execution ", h("span", { class: "mono" }, d.name), " ", badge(d.status)));
+    if (n.compound) left.appendChild(compoundSummary(n, d));
+    if (!visits.length) {
+      left.appendChild(h("p", { class: "muted small", "data-not-entered": "true" },
+        d.history || d.trace ? "Not entered in this execution." : "Nothing recorded: this execution has no history or trace."));
+      return;
+    }
+    let pick = state.visitPick[n.name] ?? 0;
+    if (pick >= visits.length) pick = 0;
+    if (visits.length > 1) {
+      const label = (v, i) => (v.iteration !== null && v.iteration !== undefined ? "Iteration " + v.iteration : "Visit " + (i + 1)) +
+        " · " + fmtDuration(v.duration_ms) + (v.error ? " · " + v.error : "");
+      left.appendChild(h("label", { class: "small pick" }, "Show ",
+        h("select", { id: "inspector-visit", onchange: (e) => { state.visitPick[n.name] = Number(e.target.value); renderInspector(); } },
+          visits.map((v, i) => h("option", { value: i, selected: i === pick }, label(v, i)))),
+        " of " + visits.length));
+    }
+    const v = visits[pick];
+    const facts = h("dl", { class: "facts", "data-visit-facts": "true" },
+      h("dt", {}, "Entered"), h("dd", {}, "+" + (v.entered_s * 1000).toFixed(1) + " ms"),
+      h("dt", {}, "Duration"), h("dd", { "data-inspector-duration": "true" }, fmtDuration(v.duration_ms) + (v.unfinished ? " (did not finish)" : "")));
+    if (v.iteration !== null && v.iteration !== undefined) facts.append(h("dt", {}, "Map iteration"), h("dd", {}, v.map + " #" + v.iteration));
+    left.appendChild(facts);
+    if (v.error || v.cause) {
+      left.appendChild(h("div", { class: "failure", "data-inspector-error": "true" },
+        v.error ? h("div", {}, h("span", { class: "k" }, "Error "), h("code", {}, v.error)) : null,
+        v.cause ? h("div", {}, h("span", { class: "k" }, "Cause "), h("code", { class: "cause" }, v.cause)) : null));
+    }
+    if (v.input || v.output) {
+      const io = h("div", { class: "io" });
+      io.appendChild(h("div", {}, h("div", { class: "k" }, "Input"), h("pre", { "data-inspector-input": "true" }, v.input ? pretty(v.input.text) : "–")));
+      io.appendChild(h("div", {}, h("div", { class: "k" }, "Output"), h("pre", { "data-inspector-output": "true" }, v.output ? pretty(v.output.text) : "–")));
+      left.appendChild(io);
+    } else if (d.trace) {
+      left.appendChild(h("p", { class: "muted small" }, "No input or output: the machine's logging is OFF."));
+    } else if (!d.execution_data) {
+      left.appendChild(h("p", { class: "muted small" }, "Input and output are shown when the machine's logging includes execution data."));
+    }
+    const byId = new Map((d.events || []).map((e) => [e.id, e]));
+    const events = v.events.map((i) => byId.get(i)).filter(Boolean);
+    if (events.length) {
+      left.appendChild(h("div", { class: "k" }, "Events"));
+      left.appendChild(eventsTable(d, events));
+    }
+  }
+
+  /* A Map's iterations or a Parallel's branches in the selected execution, to pick from */
+  function compoundSummary(n, d) {
+    const inner = state.machine.graph.nodes.filter((x) => x.kind === "state" && x.id.startsWith(n.id + "/"));
+    const wrap = h("div", { class: "compound-summary" });
+    if (n.type === "Parallel") {
+      const branches = state.machine.graph.nodes.filter((x) => x.kind === "group" && x.parent === n.id);
+      wrap.appendChild(h("div", { class: "k" }, "Branches"));
+      wrap.appendChild(h("ul", { class: "branches" }, branches.map((b) => {
+        const states = inner.filter((x) => x.id.startsWith(b.id + "/"));
+        const entered = states.filter((x) => (d.states || {})[x.name]);
+        const failed = entered.some((x) => d.states[x.name].some((v) => v.error));
+        return h("li", { "data-branch": b.name, class: failed ? "bad" : "" }, b.name + ": ",
+          entered.length ? entered.map((x, i) => [i ? " → " : "", h("button", { class: "link", onclick: () => inspect(x.id) }, x.name)]) : h("span", { class: "muted" }, "not run"));
+      })));
+    } else if (n.type === "Map") {
+      const byIteration = new Map();
+      for (const x of inner) {
+        for (const v of (d.states || {})[x.name] || []) {
+          if (v.map !== n.name || v.iteration === null || v.iteration === undefined) continue;
+          if (!byIteration.has(v.iteration)) byIteration.set(v.iteration, []);
+          byIteration.get(v.iteration).push([x, v]);
+        }
+      }
+      const keys = [...byIteration.keys()].sort((a, b) => a - b);
+      wrap.appendChild(h("div", { class: "k" }, "Iterations (" + keys.length + ")"));
+      if (!keys.length) { wrap.appendChild(h("p", { class: "muted small" }, "No iteration recorded.")); return wrap; }
+      let pick = state.visitPick["#" + n.name] ?? keys[0];
+      if (!byIteration.has(pick)) pick = keys[0];
+      wrap.appendChild(h("select", { id: "inspector-iteration", onchange: (e) => { state.visitPick["#" + n.name] = Number(e.target.value); renderInspector(); } },
+        keys.map((k) => h("option", { value: k, selected: k === pick }, "Iteration " + k + (byIteration.get(k).some(([, v]) => v.error) ? " (failed)" : "")))));
+      wrap.appendChild(h("ul", { class: "branches", "data-iteration": pick }, byIteration.get(pick).map(([x, v]) => h("li", { class: v.error ? "bad" : "" },
+        h("button", { class: "link", onclick: () => { state.visitPick[x.name] = d.states[x.name].indexOf(v); inspect(x.id); } }, x.name),
+        " " + fmtDuration(v.duration_ms) + (v.error ? " · " + v.error : "")))));
+    }
+    return wrap;
+  }
+
+  // ------------------------------------------------------------------ start an execution, definition
+  function togglePanel(which) {
+    const start = document.getElementById("start-panel"), def = document.getElementById("definition-panel");
+    const target = which === "start" ? start : def, other = which === "start" ? def : start;
+    other.classList.add("hidden");
+    if (!target.classList.contains("hidden")) { target.classList.add("hidden"); return; }
+    target.classList.remove("hidden");
+    if (which === "start") renderStart(target); else renderDefinition(target);
+  }
+
+  function renderDefinition(box) {
+    const m = state.machine;
+    box.textContent = "";
+    box.appendChild(h("div", { class: "panel-title" }, "Definition",
+      h("span", { class: "muted small" }, Object.keys(m.definition.States || {}).length + " top-level states"),
+      h("button", { class: "close", title: "close", onclick: () => box.classList.add("hidden") }, "×")));
+    box.appendChild(h("pre", { class: "definition-text", id: "definition-text" }, pretty(m.definition_text || JSON.stringify(m.definition))));
+  }
+
+  function renderStart(box) {
+    const name = state.machine.name;
+    box.textContent = "";
+    const input = h("textarea", { id: "start-input", spellcheck: "false", "aria-label": "Execution input (JSON)", rows: 8 });
+    input.value = state.startInput[name] ?? "{\n  \n}";
+    const verdict = h("span", { id: "start-verdict", class: "small" });
+    const check = () => {
+      state.startInput[name] = input.value;
+      try { if (input.value.trim()) JSON.parse(input.value); verdict.textContent = "✓ valid JSON"; verdict.className = "small ok"; return true; }
+      catch (e) { verdict.textContent = "✕ " + e.message; verdict.className = "small bad"; return false; }
+    };
+    input.addEventListener("input", check);
+    const execName = h("input", { id: "start-name", placeholder: "name (optional)", maxlength: 80 });
+    const result = h("div", { id: "start-result" });
+    const run = h("button", { class: "action primary", id: "start-run", onclick: async () => {
+      if (!check()) return;
+      run.disabled = true;
+      result.textContent = "Running…";
+      let r;
+      try {
+        r = await api("machines/" + encodeURIComponent(name) + "/executions", { method: "POST",
+          headers: { "Content-Type": "application/json" }, body: JSON.stringify({ input: input.value, name: execName.value.trim() || undefined }) });
+      } catch (err) {
+        result.textContent = "";
+        result.appendChild(h("p", { class: "error", "data-start-error": "true" }, err.message));
+        return;
+      } finally { run.disabled = false; }
+      result.textContent = "";
+      result.setAttribute("data-status", r.status);
+      result.appendChild(h("div", { class: "start-outcome" }, badge(r.status), " ", h("span", { class: "mono" }, r.name),
+        " · " + fmtDuration(r.duration_ms) + " · " + r.state_transitions + " transitions",
+        r.id ? [" · ", h("a", { id: "start-show", href: "#/machines/" + encodeURIComponent(name) + "/executions/" + r.id }, "show on the graph")] : null));
+      if (r.error || r.cause) {
+        result.appendChild(h("div", { class: "failure" },
+          r.error ? h("div", {}, h("span", { class: "k" }, "Error "), h("code", { "data-start-error-name": "true" }, r.error)) : null,
+          r.cause ? h("div", {}, h("span", { class: "k" }, "Cause "), h("code", { class: "cause" }, r.cause)) : null));
+      }
+      if (r.output) result.appendChild(h("div", {}, h("div", { class: "k" }, "Output"), h("pre", { id: "start-output" }, pretty(r.output.text))));
+      loadExecutions();
+    } }, "Start");
+    box.appendChild(h("div", { class: "panel-title" }, "Start an execution of ", h("span", { class: "mono" }, name),
+      h("button", { class: "close", title: "close", onclick: () => box.classList.add("hidden") }, "×")));
+    box.appendChild(h("div", { class: "start-body" },
+      h("div", { class: "start-editor" }, h("div", { class: "k" }, "Input (JSON) ", verdict), input,
+        h("div", { class: "start-row" }, execName, run)),
+      result));
+    check();
+    input.focus();
   }
 
   // ------------------------------------------------------------------ validator
@@ -414,6 +711,43 @@
     for (const g of state.vgraph.nodes.values()) g.classList.remove("selected");
     const g = p.node && state.vgraph.nodes.get(p.node);
     if (g) { g.classList.add("selected"); g.scrollIntoView({ block: "nearest", inline: "nearest" }); }
+  }
+
+  // ------------------------------------------------------------------ login
+  // The console's own token (never the API's secret key); the server answers with an HttpOnly
+  // session cookie, so the token is not kept by the page.
+  function showLogin() {
+    if (document.getElementById("login")) return;
+    const input = h("input", { id: "login-token", type: "password", autocomplete: "current-password",
+      placeholder: "console token", required: true });
+    const error = h("p", { id: "login-error", class: "error small" });
+    const form = h("form", { class: "login-box", onsubmit: async (e) => {
+      e.preventDefault();
+      error.textContent = "";
+      let r;
+      try {
+        r = await fetch(API + "login", { method: "POST", cache: "no-store", credentials: "same-origin",
+          headers: { "Content-Type": "application/json" }, body: JSON.stringify({ token: input.value }) });
+      } catch (err) {
+        error.textContent = "Cannot reach the server.";
+        return;
+      }
+      if (!r.ok) { error.textContent = "Wrong token."; input.select(); return; }
+      document.getElementById("login").remove();
+      await restart();
+    } },
+      h("h2", {}, "Sign in"),
+      h("p", { class: "muted small" }, "This server requires the console token: see its start-up log, or [console] token in its configuration."),
+      input, h("button", { id: "login-submit", type: "submit" }, "Sign in"), error);
+    document.body.appendChild(h("div", { id: "login", class: "login" }, form));
+    input.focus();
+  }
+
+  async function restart() {
+    try { await loadMachines(); } catch (err) { /* connection indicator */ }
+    await loadStats();
+    state.route = null;
+    await route();
   }
 
   // ------------------------------------------------------------------ start

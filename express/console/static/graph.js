@@ -161,6 +161,15 @@
       const tip = el("title", {}, group);
       tip.textContent = n.type + ": " + n.name + (n.resource ? "\n" + n.resource : "") + (n.comment ? "\n" + n.comment : "");
       handle.nodes.set(n.id, group);
+      if (n.kind === "state" && options.onSelect) {
+        // the inspector: a click on a state (a compound state's title area included) selects it
+        group.classList.add("selectable");
+        group.addEventListener("click", (ev) => {
+          if (ev.target.closest(".node.selectable") !== group) return; // the innermost state only
+          ev.stopPropagation();
+          options.onSelect(n);
+        });
+      }
       if (n.kind === "state") {
         if (!handle.byName.has(n.name)) handle.byName.set(n.name, []);
         handle.byName.get(n.name).push(group);
@@ -190,6 +199,8 @@
       tip.textContent = e.kind + (e.label ? ": " + e.label : "");
       handle.edges.set(e.id, grp);
     }
+    // never shrink below a readable size: scroll instead (a narrow window, a wide graph)
+    svg.style.minWidth = Math.min(width, 520) + "px";
     container.appendChild(svg);
     return handle;
   }
@@ -204,7 +215,8 @@
     const isVisited = (id) => {
       const n = nodeName.get(id);
       if (!n) return false;
-      if (n.kind === "terminal") return n.type === "Start" ? visited.size > 0 : execution.status === "SUCCEEDED";
+      // End only with a known path: without history or trace, nothing is known to have run
+      if (n.kind === "terminal") return visited.size > 0 && (n.type === "Start" || execution.status === "SUCCEEDED");
       return visited.has(n.name);
     };
     handle.svg.classList.add("has-execution");
@@ -268,5 +280,12 @@
     handle.callouts.textContent = "";
   }
 
-  window.ExpressGraph = { render, highlight, clear };
+  /* Marks one node as the inspected one (id null: none). */
+  function select(handle, id) {
+    for (const g of handle.nodes.values()) g.classList.remove("inspected");
+    const g = id && handle.nodes.get(id);
+    if (g) g.classList.add("inspected");
+  }
+
+  window.ExpressGraph = { render, highlight, clear, select };
 })();

@@ -1,0 +1,199 @@
+"""The embedded store: one SQLite file in WAL mode (standard library ``sqlite3``), shared by every
+worker process of one server. Readers never block the writer and each other in WAL mode; writes
+are serialized by ``BEGIN IMMEDIATE`` (``busy_timeout`` waits for another process's write).
+
+Every call runs on one dedicated thread per process, which owns the connection: the event loop
+never waits on the file. Back it up while serving with ``sqlite3 FILE ".backup COPY"``.
+"""
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import dataclasses
+import functools
+import pathlib
+import sqlite3
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import orjson
+
+from express.store import MachineRecord, MachineStore, StoreError
+
+T = TypeVar("T")
+SCHEMA_VERSION = 1
+BUSY_TIMEOUT_MS = 10_000
+_COLUMNS = ("name", "seq", "deleted", "arn", "definition", "role_arn", "type", "created", "logging", "tracing",
+            "revision_id", "encryption", "refs", "tags")
+_SELECT = "SELECT " + ", ".join(_COLUMNS) + " FROM machines"
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS machines (
+    name TEXT PRIMARY KEY,
+    seq INTEGER NOT NULL,           -- the store-wide change sequence of the last write
+    deleted INTEGER NOT NULL DEFAULT 0,  -- 1: a tombstone, kept so that readers learn of the deletion
+    arn TEXT NOT NULL,
+    definition TEXT NOT NULL,
+    role_arn TEXT NOT NULL,
+    type TEXT NOT NULL,
+    created REAL NOT NULL,
+    logging TEXT,                   -- JSON, or NULL
+    tracing INTEGER NOT NULL,
+    revision_id TEXT,
+    encryption TEXT NOT NULL,       -- JSON
+    refs TEXT NOT NULL,             -- JSON: variableReferences
+    tags TEXT NOT NULL              -- JSON
+);
+CREATE INDEX IF NOT EXISTS machines_by_seq ON machines (seq);
+"""
+
+
+def _json(value: Any) -> str | None:
+    return None if value is None else orjson.dumps(value).decode()
+
+
+def _row(row: tuple[Any, ...]) -> MachineRecord:
+    (name, seq, deleted, arn, definition, role_arn, type_, created, logging, tracing, revision_id, encryption,
+     refs, tags) = row
+    return MachineRecord(name=name, arn=arn, definition=definition, role_arn=role_arn, type=type_, created=created,
+                         logging=orjson.loads(logging) if logging is not None else None, tracing=bool(tracing),
+                         revision_id=revision_id, encryption=orjson.loads(encryption), references=orjson.loads(refs),
+                         tags=orjson.loads(tags), seq=seq, deleted=bool(deleted))
+
+
+def _values(r: MachineRecord) -> tuple[Any, ...]:
+    return (r.arn, r.definition, r.role_arn, r.type, r.created, _json(r.logging), int(r.tracing), r.revision_id,
+            _json(r.encryption), _json(r.references), _json(r.tags))
+
+
+class SqliteMachineStore(MachineStore):
+    def __init__(self, path: str | pathlib.Path) -> None:
+        self.path = pathlib.Path(path)
+        self.description = f"sqlite:///{self.path.resolve()}"
+        self._executor: concurrent.futures.ThreadPoolExecutor | None = None
+        self._db: sqlite3.Connection | None = None  # used only on the executor's thread
+
+    # ------------------------------------------------------------------ the store's thread
+    async def _call(self, fn: Callable[..., T], *args: Any) -> T:
+        if self._executor is None:
+            raise StoreError(f"{self.description}: the store is not open")
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._executor, functools.partial(fn, *args))
+        except sqlite3.Error as e:
+            raise StoreError(f"{self.description}: {type(e).__name__}: {e}") from None
+
+    def _connect(self) -> None:
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
+            db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            mode = db.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            if str(mode).lower() != "wal":
+                raise StoreError(f"{self.path}: cannot use WAL mode (got {mode})")
+            db.execute("PRAGMA synchronous = FULL")  # an acknowledged Create survives a power cut too
+            db.executescript(_SCHEMA)
+            version = db.execute("PRAGMA user_version").fetchone()[0]
+            if version == 0:
+                db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            elif version != SCHEMA_VERSION:
+                raise StoreError(f"{self.path}: schema version {version}, this express reads {SCHEMA_VERSION}")
+        except (OSError, sqlite3.Error) as e:
+            raise StoreError(f"[state] {self.path}: cannot open the state store: {e} (set [state] dir or "
+                             "EXPRESS_STATE_DIR to a writable folder)") from None
+        self._db = db
+
+    def _close(self) -> None:
+        if self._db is not None:
+            self._db.close()
+            self._db = None
+
+    def _write(self, fn: Callable[[sqlite3.Connection, int], T]) -> T:
+        """``fn(db, next_seq)`` inside one write transaction."""
+        db = self._db
+        assert db is not None
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            seq = db.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM machines").fetchone()[0]
+            result = fn(db, seq)
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+        return result
+
+    def _get(self, name: str) -> MachineRecord | None:
+        assert self._db is not None
+        row = self._db.execute(_SELECT + " WHERE name = ? AND deleted = 0", (name,)).fetchone()
+        return _row(row) if row is not None else None
+
+    def _create(self, record: MachineRecord) -> tuple[MachineRecord, bool]:
+        def write(db: sqlite3.Connection, seq: int) -> tuple[MachineRecord, bool]:
+            existing = self._get(record.name)
+            if existing is not None:
+                return existing, False
+            db.execute("INSERT OR REPLACE INTO machines (" + ", ".join(_COLUMNS) + ") VALUES ("
+                       + ", ".join("?" * len(_COLUMNS)) + ")", (record.name, seq, 0, *_values(record)))
+            return _replace(record, seq), True
+
+        return self._write(write)
+
+    def _update(self, record: MachineRecord) -> MachineRecord | None:
+        def write(db: sqlite3.Connection, seq: int) -> MachineRecord | None:
+            cursor = db.execute("UPDATE machines SET seq = ?, " + ", ".join(f"{c} = ?" for c in _COLUMNS[3:])
+                                + " WHERE name = ? AND deleted = 0", (seq, *_values(record), record.name))
+            return _replace(record, seq) if cursor.rowcount else None
+
+        return self._write(write)
+
+    def _delete(self, name: str) -> int | None:
+        def write(db: sqlite3.Connection, seq: int) -> int | None:
+            # the definition and the rest are kept in the tombstone: harmless, and handy to recover from
+            cursor = db.execute("UPDATE machines SET seq = ?, deleted = 1 WHERE name = ? AND deleted = 0", (seq, name))
+            return seq if cursor.rowcount else None
+
+        return self._write(write)
+
+    def _changes(self, after: int, limit: int) -> list[MachineRecord]:
+        assert self._db is not None
+        rows = self._db.execute(_SELECT + " WHERE seq > ? ORDER BY seq LIMIT ?", (after, limit)).fetchall()
+        return [_row(r) for r in rows]
+
+    # ------------------------------------------------------------------ MachineStore
+    async def open(self) -> None:
+        if self._executor is not None:
+            return
+        self._executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="express-state")
+        try:
+            await self._call(self._connect)
+        except BaseException:
+            executor, self._executor = self._executor, None
+            executor.shutdown(wait=False)
+            raise
+
+    async def close(self) -> None:
+        executor = self._executor
+        if executor is None:
+            return
+        try:
+            await self._call(self._close)
+        finally:
+            self._executor = None
+            await asyncio.to_thread(executor.shutdown, True)
+
+    async def create(self, record: MachineRecord) -> tuple[MachineRecord, bool]:
+        return await self._call(self._create, record)
+
+    async def update(self, record: MachineRecord) -> MachineRecord | None:
+        return await self._call(self._update, record)
+
+    async def delete(self, name: str) -> int | None:
+        return await self._call(self._delete, name)
+
+    async def get(self, name: str) -> MachineRecord | None:
+        return await self._call(self._get, name)
+
+    async def changes(self, after: int, limit: int = 1000) -> list[MachineRecord]:
+        return await self._call(self._changes, after, limit)
+
+
+def _replace(record: MachineRecord, seq: int) -> MachineRecord:
+    return dataclasses.replace(record, seq=seq, deleted=False)

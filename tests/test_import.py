@@ -1,0 +1,89 @@
+"""``import express`` is the engine alone: no metrics, Kafka or HTTP client library comes with it.
+
+Each check runs in a fresh interpreter, since this test process has long imported all of them.
+"""
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+SERVING_LIBRARIES = ("prometheus_client", "aiokafka", "aiohttp")
+
+CHECK = textwrap.dedent("""
+    import sys
+    {body}
+    loaded = sorted({{m.split(".")[0] for m in sys.modules}} & set({libraries!r}))
+    print(",".join(loaded))
+""")
+
+
+def loaded_after(body: str) -> list[str]:
+    code = CHECK.format(body=textwrap.dedent(body), libraries=SERVING_LIBRARIES)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    return [name for name in proc.stdout.strip().split(",") if name]
+
+
+def test_import_express_loads_no_serving_library() -> None:
+    assert loaded_after("import express") == []
+
+
+def test_running_machines_with_a_recorder_of_ones_own_loads_no_serving_library() -> None:
+    # retries, catches, tasks, logging, usage records and metrics all on, through a recorder that is
+    # not express.metrics: the engine needs nothing but the MetricsRecorder protocol
+    body = """
+        import asyncio
+        from express import Engine, VirtualClock
+        from express.sinks import MemorySink
+
+        class Series:
+            def __init__(self):
+                self.started = self.succeeded = self.minimum_billed = self.transitions = 0
+                self.duration_sum = 0.0
+                self.bounds = (0.1, 1.0, 10.0)
+                self.buckets = [0] * 4
+                self.finishes = []
+
+            def finished(self, *args):
+                self.finishes.append(args)
+
+        class Recorder:
+            def __init__(self):
+                self.all, self.events, self.tasks = {}, [], []
+
+            def series(self, machine, mode):
+                return self.all.setdefault((machine, mode), Series())
+
+            def event(self, metric, *labels, amount=1.0):
+                self.events.append((metric, *labels))
+
+            def task(self, machine, seconds, resource="", error=None):
+                self.tasks.append((machine, error))
+
+        calls = []
+
+        def flaky(event):
+            calls.append(1)
+            if len(calls) == 1:
+                raise RuntimeError("once")
+            return event
+
+        rec = Recorder()
+        usage = MemorySink()
+        engine = Engine({"flaky": flaky}, clock=VirtualClock(), metrics=rec, usage_sink=usage, log_sink=MemorySink())
+        m = engine.compile({"StartAt": "T", "States": {
+            "T": {"Type": "Task", "Resource": "flaky", "Next": "F",
+                  "Retry": [{"ErrorEquals": ["RuntimeError"], "IntervalSeconds": 1}]},
+            "F": {"Type": "Fail", "Error": "E"}}}, "own", logging={"level": "ALL"})
+        quick = engine.compile({"StartAt": "P", "States": {"P": {"Type": "Pass", "End": True}}}, "quick")
+        r = asyncio.run(m.execute({}))
+        q = asyncio.run(quick.execute({}))
+        assert (r.status, r.billed_duration_ms, q.status, q.billed_duration_ms) == ("FAILED", 1000, "SUCCEEDED", 100)
+        assert rec.all["own", "api"].finishes == [("FAILED", "E", 1.0, 2, 1000, 64)], rec.all["own", "api"].finishes
+        s = rec.all["quick", "api"]
+        assert (s.started, s.succeeded, s.minimum_billed, s.transitions, s.buckets) == (1, 1, 1, 1, [1, 0, 0, 0])
+        assert ("retry", "own", "RuntimeError") in rec.events and rec.tasks == [("own", "RuntimeError"), ("own", None)], rec.tasks
+        assert len(usage.records) == 2
+    """
+    assert loaded_after(body) == []
