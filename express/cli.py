@@ -138,6 +138,22 @@ def _settings(config_dir: str) -> Any:
         return None
 
 
+def _worker_index() -> int:
+    from express.http.routing import ENV_WORKER_INDEX
+
+    try:
+        return int(os.environ.get(ENV_WORKER_INDEX, "0"))
+    except ValueError:
+        return 0
+
+
+def _configure_logs(settings: Any, *, worker: int | str) -> None:
+    """The service's log lines ([logging] format and service_level), once, before anything is logged."""
+    from express import logs
+
+    logs.configure(settings.logging.format, level=settings.logging.service_level, worker=worker)
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     from express.config import ConfigError
     from express.kafka.broker import BrokerError
@@ -146,6 +162,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     settings = _settings(args.config)
     if settings is None:
         return 2
+    _configure_logs(settings, worker=_worker_index() if args.worker else 0)
     http = _hostport(args.http) if args.http else None
     http_enabled = False if args.no_http else (True if args.http else None)
     if args.workers is not None and args.workers < 1:
@@ -170,6 +187,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
                     return 2
                 count = 1  # development features: one process
             if count > 1:
+                _configure_logs(settings, worker="supervisor")
                 supervisor = Supervisor(settings, count, bootstrap=args.bootstrap, http=http,
                                         kafka=not args.no_kafka, http_enabled=http_enabled)
                 check_http_mode(settings, count, supervisor.http_enabled)
@@ -221,6 +239,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     settings = _settings(args.config)
     if settings is None:
         return 2
+    _configure_logs(settings, worker=0)
     rc: int = _run(run_demo(settings, events=args.events, bootstrap=args.bootstrap))
     return rc
 

@@ -129,6 +129,11 @@ class LoggingSettings:
     # "-": stdout; "kafka": the log topic (Kafka mode); else a file path
     destination: str = "-"
     topic: str = "express.logs"
+    # The service's own log lines (express.logs): "text" (express: ... lines) or "json" (one object a line)
+    format: str = "text"
+    service_level: str = "info"  # debug | info | warning | error: the lowest service log level written
+    # `express serve` logs a progress summary this often (0: never); idle, at most once a minute
+    progress_s: float = 10.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,6 +203,8 @@ _SECTIONS: dict[str, type[Any]] = {"engine": EngineSettings, "kafka": KafkaSetti
                                    "logging": LoggingSettings, "workers": WorkersSettings,
                                    "state": StateSettings}
 _LEVELS = ("ALL", "ERROR", "FATAL", "OFF")
+_LOG_FORMATS = ("text", "json")  # express.logs.FORMATS
+_SERVICE_LEVELS = ("debug", "info", "warning", "error")  # express.logs.LEVELS
 # "*", name[:port], [ipv6][:port] or a bare IPv6 address (the syntax express.http.auth.HostAllowList reads)
 _HOST_ENTRY = re.compile(r"^(\*|[A-Za-z0-9_.-]+(:\d{1,5})?|\[[0-9A-Fa-f:.]+\](:\d{1,5})?|[0-9A-Fa-f:]*:[0-9A-Fa-f:.]+)$")
 _WORKER_HTTP = ("one", "all")
@@ -271,6 +278,11 @@ def _check_ranges(settings: Any, name: str, where: str) -> None:
                           f"memory:, got {settings.url!r}")
     if name == "logging" and settings.level not in _LEVELS:
         raise ConfigError(where, "logging.level", f"must be one of {', '.join(_LEVELS)}, got {settings.level!r}")
+    if name == "logging" and settings.format not in _LOG_FORMATS:
+        raise ConfigError(where, "logging.format", f"must be one of {', '.join(_LOG_FORMATS)}, got {settings.format!r}")
+    if name == "logging" and settings.service_level not in _SERVICE_LEVELS:
+        raise ConfigError(where, "logging.service_level",
+                          f"must be one of {', '.join(_SERVICE_LEVELS)}, got {settings.service_level!r}")
 
 
 def _string_table(table: Any, where: str, name: str) -> dict[str, str]:

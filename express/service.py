@@ -18,7 +18,6 @@ import os
 import pathlib
 import secrets
 import signal
-import sys
 from typing import Any
 
 from express.config import CONFIG_FILE, ENV_PREFIX, ConfigError, Settings
@@ -27,8 +26,10 @@ from express.registry import Registry
 CONSOLE_TOKEN_ENV = ENV_PREFIX + "CONSOLE_TOKEN"
 
 
-def log(message: str) -> None:
-    print(f"express: {message}", file=sys.stderr, flush=True)
+def log(message: str, *, event: str = "", **fields: Any) -> None:
+    from express.logs import emit_message
+
+    emit_message("", message, event=event, **fields)
 
 
 class StartError(Exception):
@@ -104,6 +105,7 @@ class Service:
         self._started = False
         self._stopped = asyncio.Event()
         self._flusher: asyncio.Task[None] | None = None
+        self.progress: Any = None  # express.progress.ProgressReporter: the periodic progress line
         self._sinks: list[Any] = []
         self._kafka_sinks: list[Any] = []
 
@@ -132,7 +134,8 @@ class Service:
         self.registry = Registry.from_settings(settings, usage_sink=usage_sink, log_sink=log_sink,
                                                recorder=recorder)
         await self._open_store(self.registry)
-        log(f"{len(self.registry)} state machine(s): {', '.join(self.registry) or '-'}")
+        log(f"{len(self.registry)} state machine(s): {', '.join(self.registry) or '-'}", event="machines",
+            machines=list(self.registry))
         folder = pathlib.Path(settings.config_dir)
         if not (folder / CONFIG_FILE).exists() and not settings.machines_dir.is_dir():
             log(f"WARNING: {folder} holds neither {CONFIG_FILE} nor machines/: serving the defaults, with no "
@@ -150,7 +153,8 @@ class Service:
             assert self.bootstrap is not None
             self.worker = KafkaWorker(settings, self.registry, self.bootstrap)
             await self.worker.start()
-            log(f"Kafka worker consuming {', '.join(sorted(settings.bindings))} from {self.bootstrap}")
+            log(f"Kafka worker consuming {', '.join(sorted(settings.bindings))} from {self.bootstrap}",
+                event="kafka_consuming", topics=sorted(settings.bindings), bootstrap=self.bootstrap)
         if self.http_enabled:
             from express.http.server import HttpServer
 
@@ -160,7 +164,13 @@ class Service:
                                    drain_timeout_s=settings.http.drain_timeout_s)
             await self.http.start()
             log(f"HTTP (AWS JSON 1.0 StepFunctions API) on http://{host}:{self.http.port}/, web console at "
-                f"http://{host}:{self.http.port}/console")
+                f"http://{host}:{self.http.port}/console", event="http_listening", host=host, port=self.http.port)
+        if settings.logging.progress_s > 0:
+            from express.progress import ProgressReporter
+
+            self.progress = ProgressReporter(settings.logging.progress_s, worker=self.worker, http=self.http,
+                                             metrics=settings.metrics.enabled)
+            self.progress.start()
 
     async def _open_store(self, registry: Registry) -> None:
         from express.store import StoreError, open_store
@@ -219,6 +229,8 @@ class Service:
         if not self._started or self._stopped.is_set():
             return
         try:
+            if self.progress is not None:
+                await self.progress.stop()
             if self.reloader is not None:
                 await self.reloader.stop()
             if self.http is not None:
@@ -253,7 +265,7 @@ class Service:
         await self.start()
         try:
             await stop_requested.wait()
-            log("stopping: draining in-flight executions")
+            log("stopping: draining in-flight executions", event="stopping")
         finally:
             await self.stop()
-            log("stopped")
+            log("stopped", event="stopped")

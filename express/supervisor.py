@@ -43,12 +43,15 @@ import tempfile
 import time
 from typing import Any
 
+from express import logs
 from express.config import CONFIG_FILE, ENV_PREFIX, ConfigError, Settings
 from express.http.routing import ENV_ROUTE_DIR, ENV_WORKER_COUNT, ENV_WORKER_INDEX
 
 
 def log(message: str) -> None:
-    print(f"express: supervisor: {message}", file=sys.stderr, flush=True)
+    from express.logs import emit_message
+
+    emit_message("supervisor", message)
 
 
 def default_count(settings: Settings) -> int:
@@ -338,6 +341,7 @@ class Supervisor:
     async def _copy_stderr(self, index: int, stream: asyncio.StreamReader) -> None:
         prefix = f"express: worker {index}: "
         out = sys.stderr
+        as_json = logs.current_format() == "json"
         while True:
             try:
                 line = await stream.readline()
@@ -346,10 +350,13 @@ class Supervisor:
             if not line:
                 return
             text = line.decode("utf-8", "replace").rstrip("\n")
-            if text.startswith("express: "):
-                text = text[len("express: "):]
+            if as_json:  # the worker's own lines name it already; anything else (a traceback) is wrapped
+                if not text.startswith("{"):
+                    text = logs.format_json("warning", "worker", "stderr", text, worker=index)
+            else:
+                text = prefix + (text[len("express: "):] if text.startswith("express: ") else text)
             with contextlib.suppress(OSError, ValueError):
-                out.write(prefix + text + "\n")
+                out.write(text + "\n")
                 out.flush()
 
     def _mark_dead(self, pid: int) -> None:

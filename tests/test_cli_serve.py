@@ -6,8 +6,6 @@ from __future__ import annotations
 import json
 import os
 import pathlib
-import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -17,6 +15,8 @@ import urllib.request
 from typing import Any
 
 import pytest
+
+from tests.support import free_port, stop
 
 PASS = {"StartAt": "P", "States": {"P": {"Type": "Pass", "End": True}}}
 
@@ -87,12 +87,6 @@ def test_credentials_without_botocore_say_what_to_install(tmp_path: pathlib.Path
                               "'express-sfn[auth]'")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _get(url: str, token: str | None = None) -> int:
     request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"} if token else {})
     try:
@@ -104,7 +98,7 @@ def _get(url: str, token: str | None = None) -> int:
 
 @pytest.mark.timeout(120)
 def test_every_worker_accepts_the_one_generated_console_token(tmp_path: pathlib.Path) -> None:
-    port = _free_port()
+    port = free_port()
     base = {k: v for k, v in os.environ.items() if not k.startswith("EXPRESS_")}
     proc = subprocess.Popen(
         [sys.executable, "-m", "express.cli", "serve", "--config", str(config(tmp_path)), "--no-kafka",
@@ -130,12 +124,7 @@ def test_every_worker_accepts_the_one_generated_console_token(tmp_path: pathlib.
         assert {_get(url, "the-sigv4-secret") for _ in range(10)} == {401}
         assert _get(url) == 401
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop(proc, timeout_s=60)
         reader.join(10)
 
 

@@ -44,6 +44,10 @@ def test_every_setting_has_an_environment_override(tmp_path, section, key):
     text, value = _example(get_type_hints(cls)[key], field.default)
     if (section, key) == ("logging", "level"):
         text, value = "ERROR", "ERROR"
+    if (section, key) == ("logging", "format"):
+        text, value = "json", "json"
+    if (section, key) == ("logging", "service_level"):
+        text, value = "debug", "debug"
     if (section, key) == ("workers", "http"):
         text, value = "all", "all"
     if (section, key) == ("http", "credentials"):

@@ -3,11 +3,7 @@ loopback port) and writes its JSON report and PNG chart."""
 from __future__ import annotations
 
 import json
-import os
 import pathlib
-import re
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -18,6 +14,8 @@ import pytest
 pytest.importorskip("aiokafka")
 pytest.importorskip("matplotlib")
 
+from tests.support import free_port, serve, stop, wait_log  # noqa: E402
+
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 MACHINE = {"StartAt": "A", "States": {
     "A": {"Type": "Pass", "Parameters": {"id.$": "$.order.id", "step": 1}, "ResultPath": "$.a", "Next": "B"},
@@ -26,22 +24,6 @@ SAMPLE = {"order": {"id": "ord-0", "amount": 12.5, "customer": {"name": "Ann", "
 PNG = b"\x89PNG\r\n\x1a\n"
 
 pytestmark = pytest.mark.timeout(90)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_log(log: pathlib.Path, pattern: str, timeout_s: float = 20.0) -> re.Match[str]:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        m = re.search(pattern, log.read_text() if log.exists() else "")
-        if m:
-            return m
-        time.sleep(0.05)
-    raise AssertionError(f"{pattern!r} not in the log:\n{log.read_text()[-3000:]}")
 
 
 @pytest.fixture(scope="module")
@@ -55,22 +37,14 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, 
         f'[http]\nport = {port}\n[bindings]\nload = "m1"\n')
     (root / "input.json").write_text(json.dumps(SAMPLE))
     log = root / "serve.log"
-    with open(log, "ab") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "express.cli", "serve", "--config", str(root / "config"),
-                                 "--workers", "1"], stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    proc = serve(root / "config", log, "--workers", "1")
     try:
-        bootstrap = wait_log(log, r"started the embedded broker at (\S+)").group(1)
-        wait_log(log, r"Kafka worker consuming")
-        wait_log(log, r"HTTP \(AWS JSON 1.0 StepFunctions API\) on")
+        bootstrap = wait_log(log, r"started the embedded broker at (\S+)", timeout_s=20).group(1)
+        wait_log(log, r"Kafka worker consuming", timeout_s=20)
+        wait_log(log, r"HTTP \(AWS JSON 1.0 StepFunctions API\) on", timeout_s=20)
         yield bootstrap, port, root
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
+        stop(proc)
 
 
 def run_tool(script: str, *args: str) -> subprocess.CompletedProcess[str]:

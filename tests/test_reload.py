@@ -3,14 +3,13 @@ invalid ones are reported with pointers while the previous version keeps serving
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import pathlib
 import re
-import signal
-import subprocess
-import sys
 import time
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -19,6 +18,7 @@ import express
 from express.config import ConfigError
 from express.registry import Registry
 from express.reload import Reloader
+from tests.support import serve, stop
 
 FIXTURES = pathlib.Path(__file__).parent / "fixtures" / "mocks"
 SQS_SUCCESS = {"MD5OfMessageBody": "3bcb6e8e-7h85-4375-b0bc-1a59812c6e51",
@@ -49,6 +49,19 @@ async def output(registry: Registry, name: str, case: str | None = None) -> Any:
     return result.output
 
 
+@contextlib.asynccontextmanager
+async def watching(registry: Registry, machines: pathlib.Path, logs: list[str],
+                   mock: pathlib.Path | None = None) -> AsyncIterator[Reloader]:
+    """A started Reloader that polls too rarely to matter (the tests call check() themselves),
+    logging into ``logs``."""
+    reloader = Reloader(registry, machines, mock, interval_s=3600, log=logs.append)
+    await reloader.start()
+    try:
+        yield reloader
+    finally:
+        await reloader.stop()
+
+
 @pytest.fixture
 def setup(tmp_path: pathlib.Path) -> tuple[pathlib.Path, Registry, list[str]]:
     machines = tmp_path / "machines"
@@ -61,9 +74,7 @@ def setup(tmp_path: pathlib.Path) -> tuple[pathlib.Path, Registry, list[str]]:
 
 async def test_a_changed_machine_replaces_the_running_one_and_an_invalid_one_does_not(setup):
     machines, registry, logs = setup
-    reloader = Reloader(registry, machines, interval_s=3600, log=logs.append)
-    await reloader.start()
-    try:
+    async with watching(registry, machines, logs) as reloader:
         assert await reloader.check() == []  # nothing changed
         write(machines / "m.asl.json", pass_machine("v2"))
         assert await reloader.check() == ["m"]
@@ -84,15 +95,11 @@ async def test_a_changed_machine_replaces_the_running_one_and_an_invalid_one_doe
         assert any(line.startswith(f"reload: {path}: INVALID_JSON_DESCRIPTION") for line in logs)
         write(path, pass_machine("v4"))
         assert await reloader.check() == ["m"] and await output(registry, "m") == "v4"
-    finally:
-        await reloader.stop()
 
 
 async def test_new_machine_files_are_added_and_deleted_ones_removed(setup):
     machines, registry, logs = setup
-    reloader = Reloader(registry, machines, interval_s=3600, log=logs.append)
-    await reloader.start()
-    try:
+    async with watching(registry, machines, logs) as reloader:
         write(machines / "n.asl.json", pass_machine("n1"))
         assert await reloader.check() == ["n"] and await output(registry, "n") == "n1"
         registry.put("api-created", pass_machine("api"))  # not from a file: never removed by the watcher
@@ -100,8 +107,6 @@ async def test_new_machine_files_are_added_and_deleted_ones_removed(setup):
         assert await reloader.check() == ["m"]
         assert "m" not in registry and "n" in registry and "api-created" in registry
         assert any("was deleted: the state machine 'm' is no longer served" in line for line in logs)
-    finally:
-        await reloader.stop()
 
 
 async def test_the_mock_config_is_reloaded_and_an_invalid_one_keeps_the_previous(setup, tmp_path):
@@ -111,9 +116,7 @@ async def test_the_mock_config_is_reloaded_and_an_invalid_one_keeps_the_previous
     mock = tmp_path / "mock.json"
     data = json.loads((FIXTURES / "MockConfigFile.json").read_text())
     write(mock, json.dumps(data))
-    reloader = Reloader(registry, machines, mock, interval_s=3600, log=logs.append)
-    await reloader.start()
-    try:
+    async with watching(registry, machines, logs, mock) as reloader:
         first = registry.mock_config
         assert await output(registry, "LambdaSQSIntegration", "HappyPath") == SQS_SUCCESS
 
@@ -136,8 +139,6 @@ async def test_the_mock_config_is_reloaded_and_an_invalid_one_keeps_the_previous
         assert await reloader.check() == [] and registry.mock_config is current
         assert (f"reload: {mock}: /StateMachines/LambdaSQSIntegration/TestCases/HappyPath/Nope: the state machine "
                 "'LambdaSQSIntegration' has no state named 'Nope'") in logs
-    finally:
-        await reloader.stop()
 
 
 async def test_a_machine_change_that_breaks_a_test_case_is_reported(setup, tmp_path):
@@ -148,16 +149,12 @@ async def test_a_machine_change_that_breaks_a_test_case_is_reported(setup, tmp_p
     write(machines / "m.asl.json", json.dumps(
         {"StartAt": "A", "States": {"A": {"Type": "Task", "Resource": "arn:aws:states:::sqs:sendMessage", "End": True}}}))
     registry.put("m", (machines / "m.asl.json").read_text())
-    reloader = Reloader(registry, machines, mock, interval_s=3600, log=logs.append)
-    await reloader.start()
-    try:
+    async with watching(registry, machines, logs, mock) as reloader:
         assert await output(registry, "m", "T") == 1
         write(machines / "m.asl.json", pass_machine("no task"))
         assert await reloader.check() == ["m"]
         assert (f"reload: {mock}: /StateMachines/m/TestCases/T/A: the state 'A' is a Pass state: only Task states "
                 "can be mocked (after 'm' changed)") in logs
-    finally:
-        await reloader.stop()
 
 
 async def test_an_invalid_mock_config_stops_the_start(setup, tmp_path):
@@ -211,11 +208,7 @@ def test_serve_reload_end_to_end(tmp_path):
     write(mock, json.dumps(data))
     log = tmp_path / "serve.log"
     root = pathlib.Path(__file__).resolve().parents[1]
-    with open(log, "ab") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "express.cli", "serve", "--config", str(config), "--no-kafka",
-                                 "--http", "127.0.0.1:0", "--reload", "--mock-config", str(mock)],
-                                stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=root,
-                                env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    proc = serve(config, log, "--no-kafka", "--http", "127.0.0.1:0", "--reload", "--mock-config", str(mock), cwd=root)
 
     def wait_for(check: Any, what: str) -> Any:
         deadline = time.monotonic() + 60
@@ -253,12 +246,7 @@ def test_serve_reload_end_to_end(tmp_path):
         assert "MISSING_TRANSITION_TARGET: Missing 'Next' target: Gone at /States/Hello/Next" in log.read_text()
         assert answer() == "hello again"
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
+        stop(proc)
     assert proc.returncode == 0, log.read_text()
 
 

@@ -26,7 +26,6 @@ import contextlib
 import ipaddress
 import os
 import socket
-import sys
 import time
 from collections.abc import Awaitable, Mapping
 from typing import Any
@@ -46,7 +45,9 @@ SWEEP_INTERVAL_S = 1.0
 
 
 def log(message: str) -> None:
-    print(f"express: http: {message}", file=sys.stderr, flush=True)
+    from express.logs import emit_message
+
+    emit_message("http", message)
 
 
 class _RequestIds:

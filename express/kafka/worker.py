@@ -52,7 +52,6 @@ import collections
 import contextlib
 import gc
 import hashlib
-import sys
 import time
 from collections.abc import Iterable
 from typing import Any
@@ -83,7 +82,9 @@ _NO_HEADERS: list[tuple[str, bytes]] = []  # shared, never mutated
 
 
 def log(message: str) -> None:
-    print(f"express: kafka: {message}", file=sys.stderr, flush=True)
+    from express.logs import emit_message
+
+    emit_message("kafka", message)
 
 
 def name_prefix(topic: str, partition: int) -> str:
@@ -223,6 +224,7 @@ class KafkaWorker:
         self._paused = False
         self._stopping = False
         self._flush_now = False
+        self._dispatching = False  # a fetch is being dispatched, in slices (_fetch_loop)
         self._started = False
         self._stopped = False
         # metrics, aggregated between flushes (the hot path touches only plain dicts)
@@ -386,20 +388,24 @@ class KafkaWorker:
             # In slices (one chunk each, in offset order, so commits stay ordered), giving the loop
             # back between them once the slice of loop time is used up (express.runner).
             pace = Pace()
-            for tp, records in data.items():
-                part = None
-                lo, n = 0, len(records)
-                while lo < n:
-                    hi = lo + pace.size
-                    self._dispatch(tp, records if lo == 0 and hi >= n else records[lo:hi])
-                    lo = hi
-                    part = part or self._parts.get(tp)
-                    if pace.checkpoint(time.monotonic()):
-                        await give_back()
-                        if self._stopping:  # the rest stays undispatched: never committed, redelivered
-                            return
-                        if self._parts.get(tp) is not part:  # revoked meanwhile: the new owner has the rest
-                            break
+            self._dispatching = True
+            try:
+                for tp, records in data.items():
+                    part = None
+                    lo, n = 0, len(records)
+                    while lo < n:
+                        hi = lo + pace.size
+                        self._dispatch(tp, records if lo == 0 and hi >= n else records[lo:hi])
+                        lo = hi
+                        part = part or self._parts.get(tp)
+                        if pace.checkpoint(time.monotonic()):
+                            await give_back()
+                            if self._stopping:  # the rest stays undispatched: never committed, redelivered
+                                return
+                            if self._parts.get(tp) is not part:  # revoked meanwhile: the new owner has the rest
+                                break
+            finally:
+                self._dispatching = False
             self._send_wakeup.set()
 
     async def _wait_for_room(self) -> None:
@@ -594,8 +600,10 @@ class KafkaWorker:
             wakeup.clear()
             if self.linger_s > 0 and not self._flush_now and not self._ready:
                 await asyncio.sleep(self.linger_s)
-            self._flush_now = False
-            if self._open:
+            flush, self._flush_now = self._flush_now, False
+            # In the middle of a fetch only full builders go, as when a fetch was dispatched at once:
+            # shipping the open ones at every slice makes small batches (CPU in worker and broker).
+            if self._open and (flush or not self._dispatching):
                 self._ready.extend(self._open.values())
                 self._open.clear()
             ready = self._ready

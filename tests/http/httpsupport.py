@@ -7,13 +7,18 @@ modules that import helpers from it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import gc
 import http.client
 import json
+import pathlib
+import re
+import subprocess
 import threading
+import time
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 
@@ -139,6 +144,9 @@ class ServerThread:
         return status, json.loads(data)
 
 
+S = TypeVar("S", bound=ServerThread)
+
+
 def make_client(url: str, access_key: str = "AKIDEXAMPLE", secret: str = "secret", **config: Any) -> Any:
     import boto3
     from botocore.config import Config
@@ -154,13 +162,36 @@ def replace_settings(settings: Settings, **http: Any) -> Settings:
     return dataclasses.replace(settings, http=dataclasses.replace(settings.http, **http))
 
 
+@contextlib.contextmanager
+def running(server: S, *, task_delay_s: float | None = None) -> Iterator[S]:
+    """``server`` started, and stopped on the way out; ``task_delay_s`` sets how long the counting
+    task function takes."""
+    if task_delay_s is not None:
+        server.counter.delay = task_delay_s
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def wait_all_workers(log: pathlib.Path, proc: subprocess.Popen[bytes], workers: int = 2,
+                     timeout_s: float = 30.0) -> str:
+    """The port of an ``express serve --workers N`` with EXPRESS_WORKERS_HTTP=all, once every worker serves."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        text = log.read_text()
+        port = re.search(rf"HTTP on http://127\.0\.0\.1:(\d+)/ served by all {workers} workers", text)
+        if port and len(re.findall(r"worker \d: HTTP .* on http://", text)) == workers:
+            return port.group(1)
+        assert proc.poll() is None and time.monotonic() < deadline, text[-3000:]
+        time.sleep(0.05)
+
+
 @pytest.fixture(name="server")
 def server_fixture() -> Iterator[ServerThread]:
-    s = ServerThread().start()
-    try:
+    with running(ServerThread()) as s:
         yield s
-    finally:
-        s.stop()
 
 
 @pytest.fixture(name="sfn")

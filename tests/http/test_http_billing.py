@@ -3,32 +3,18 @@ record, by AWS's Express formula (express-spec.md 2.6), against the real server.
 from __future__ import annotations
 
 import json
-import math
 import time
 from collections.abc import Iterator
 from typing import Any
 
 import orjson
 import pytest
-from httpsupport import ServerThread, arn
+from httpsupport import ServerThread, arn, running
 
 from express.engine import Engine
 from express.registry import Registry
 from express.sinks import MemorySink
-
-MB = 1024 * 1024
-# a Map whose every iteration runs a Parallel: 1 + len(items) Map/Parallel steps
-MAP_OF_PARALLELS = {"StartAt": "M", "States": {"M": {
-    "Type": "Map", "ItemsPath": "$.items", "ResultPath": None, "End": True,
-    "ItemProcessor": {"StartAt": "Par", "States": {"Par": {
-        "Type": "Parallel", "End": True,
-        "Branches": [{"StartAt": "B", "States": {"B": {"Type": "Pass", "Result": 1, "End": True}}}]}}}}}}
-
-
-def aws_billing(duration_s: float, definition_bytes: int, payload_bytes: int, steps: int) -> dict[str, int]:
-    ms = max(100, math.ceil(round(duration_s * 1000, 6) / 100) * 100)
-    used = 50 + definition_bytes / MB + payload_bytes / MB * max(1, steps)
-    return {"billedDurationInMilliseconds": ms, "billedMemoryUsedInMB": max(64, math.ceil(used / 64) * 64)}
+from tests.support import MAP_OF_PARALLELS, MB, aws_billing
 
 
 class MeteredServer(ServerThread):
@@ -56,12 +42,8 @@ class MeteredServer(ServerThread):
 
 @pytest.fixture(name="metered")
 def metered_fixture() -> Iterator[MeteredServer]:
-    s = MeteredServer()
-    s.start()
-    try:
+    with running(MeteredServer()) as s:
         yield s
-    finally:
-        s.stop()
 
 
 DEFINITION_BYTES = len(orjson.dumps(MAP_OF_PARALLELS))

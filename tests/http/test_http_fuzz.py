@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from httpsupport import ServerThread, arn
+from httpsupport import ServerThread, arn, running
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -34,12 +34,8 @@ field_values = st.one_of(
 
 @pytest.fixture(scope="module")
 def fuzz_server() -> Iterator[ServerThread]:
-    s = ServerThread().start()
-    s.counter.delay = 0
-    try:
+    with running(ServerThread(), task_delay_s=0) as s:
         yield s
-    finally:
-        s.stop()
 
 
 def exchange(port: int, data: bytes) -> list[tuple[int, bytes]]:

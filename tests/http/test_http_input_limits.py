@@ -11,7 +11,7 @@ from typing import Any
 import aiohttp
 import pytest
 from botocore.exceptions import ClientError
-from httpsupport import ServerThread, arn
+from httpsupport import ServerThread, arn, running, sfn_fixture  # noqa: F401 - fixtures
 
 from express.limits import MAX_DEPTH
 from express.registry import Registry
@@ -44,16 +44,8 @@ class LimitsServer(ServerThread):
 
 @pytest.fixture(name="server")
 def server_fixture() -> Iterator[ServerThread]:
-    s = LimitsServer().start()
-    try:
+    with running(LimitsServer()) as s:
         yield s
-    finally:
-        s.stop()
-
-
-@pytest.fixture(name="sfn")
-def sfn_fixture(server: ServerThread) -> Any:
-    return server.client()
 
 
 def refused(call: Any, **kw: Any) -> str:

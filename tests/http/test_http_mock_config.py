@@ -4,13 +4,7 @@ process, driven by boto3."""
 from __future__ import annotations
 
 import json
-import os
 import pathlib
-import re
-import signal
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -19,48 +13,20 @@ import pytest
 from botocore.exceptions import ClientError
 from httpsupport import make_client
 
+from tests.support import serve, stop, wait_log
+
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 FIXTURES = ROOT / "tests" / "fixtures" / "mocks"
 ARN = "arn:aws:states:us-east-1:000000000000:stateMachine:LambdaSQSIntegration"
 SQS_SUCCESS = {"MD5OfMessageBody": "3bcb6e8e-7h85-4375-b0bc-1a59812c6e51",
                "MessageId": "3bcb6e8e-8b51-4375-b0bc-1a59812c6e51"}
 LAMBDA_SUCCESS = {"StatusCode": 200, "Payload": {"StatusCode": 200, "body": "Hello from Lambda!"}}
+HTTP_ONLY = ("--no-kafka", "--http", "127.0.0.1:0")
 TOML = """[engine]
 virtual_time = true
 [functions]
 "arn:aws:states:::sqs:sendMessage" = "tests.fixtures.mocks.sqs_stub:send_message"
 """
-
-
-def wait_log(log: pathlib.Path, pattern: str, proc: subprocess.Popen[bytes], timeout: float = 60.0) -> re.Match[str]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        m = re.search(pattern, log.read_text() if log.exists() else "")
-        if m:
-            return m
-        if proc.poll() is not None:
-            break
-        time.sleep(0.05)
-    raise AssertionError(f"{pattern!r} not in the log:\n{log.read_text()[-3000:]}")
-
-
-def serve(config: pathlib.Path, log: pathlib.Path, *args: str, env: dict[str, str] | None = None,
-          ) -> subprocess.Popen[bytes]:
-    with open(log, "ab") as out:
-        return subprocess.Popen(
-            [sys.executable, "-m", "express.cli", "serve", "--config", str(config), "--no-kafka",
-             "--http", "127.0.0.1:0", *args],
-            stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=ROOT,
-            env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})})
-
-
-def stop(proc: subprocess.Popen[bytes]) -> None:
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(30)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(10)
 
 
 @pytest.fixture(scope="module")
@@ -75,7 +41,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, path
     mock["StateMachines"]["Created"] = {"TestCases": {"Mocked": {"Work": "MockedSQSSuccess"}}}
     (root / "mock.json").write_text(json.dumps(mock))
     log = root / "serve.log"
-    proc = serve(root / "config", log, env={"SFN_MOCK_CONFIG": str(root / "mock.json")})
+    proc = serve(root / "config", log, *HTTP_ONLY, cwd=ROOT, env={"SFN_MOCK_CONFIG": str(root / "mock.json")})
     try:
         port = wait_log(log, r"StepFunctions API\) on http://127\.0\.0\.1:(\d+)/", proc).group(1)
         yield make_client(f"http://127.0.0.1:{port}"), log
@@ -149,7 +115,7 @@ def test_an_invalid_mock_config_stops_the_start_naming_the_place(tmp_path):
     mock["StateMachines"]["LambdaSQSIntegration"]["TestCases"]["HappyPath"]["Notify"] = "MockedSQSSuccess"
     (tmp_path / "mock.json").write_text(json.dumps(mock))
     log = tmp_path / "serve.log"
-    proc = serve(tmp_path / "config", log, "--mock-config", str(tmp_path / "mock.json"))
+    proc = serve(tmp_path / "config", log, *HTTP_ONLY, "--mock-config", str(tmp_path / "mock.json"), cwd=ROOT)
     try:
         assert proc.wait(60) == 2
     finally:

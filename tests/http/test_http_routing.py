@@ -7,18 +7,16 @@ import json
 import os
 import pathlib
 import re
-import signal
-import subprocess
-import sys
 import tempfile
-import time
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 import aiohttp
 import pytest
+from httpsupport import wait_all_workers
 
 from express.http.routing import NameRouter, RoutingError, socket_path
+from tests.support import serve, stop
 
 TARGET = "AWSStepFunctions.StartSyncExecution"
 PASS = {"StartAt": "P", "States": {"P": {"Type": "Pass", "Parameters": {"echo.$": "$"}, "End": True}}}
@@ -146,28 +144,12 @@ def two_workers_fixture() -> Iterator[str]:
     (root / "machines").mkdir()
     (root / "machines" / "pass.asl.json").write_text(json.dumps(PASS))
     log = root / "serve.log"
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "EXPRESS_WORKERS_HTTP": "all", "EXPRESS_HTTP_MAX_NAMES": "100000"}
-    with open(log, "ab") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "express.cli", "serve", "--config", str(root), "--no-kafka",
-                                 "--http", "127.0.0.1:0", "--workers", "2"],
-                                stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env)
+    proc = serve(root, log, "--no-kafka", "--http", "127.0.0.1:0", "--workers", "2",
+                 env={"EXPRESS_WORKERS_HTTP": "all", "EXPRESS_HTTP_MAX_NAMES": "100000"})
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            text = log.read_text()
-            port = re.search(r"HTTP on http://127\.0\.0\.1:(\d+)/ served by all 2 workers", text)
-            if port and len(re.findall(r"worker \d: HTTP .* on http://", text)) == 2:
-                break
-            assert proc.poll() is None and time.monotonic() < deadline, text[-3000:]
-            time.sleep(0.05)
-        yield f"http://127.0.0.1:{port.group(1)}/"
+        yield f"http://127.0.0.1:{wait_all_workers(log, proc)}/"
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop(proc)
 
 
 async def named_calls(url: str, names: list[str], connections: int) -> list[tuple[int, bytes]]:

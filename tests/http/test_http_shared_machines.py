@@ -5,12 +5,8 @@ machines are listed, described and run after a full restart; config machines sta
 from __future__ import annotations
 
 import json
-import os
 import pathlib
-import re
-import signal
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -19,8 +15,10 @@ import boto3
 import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
+from httpsupport import wait_all_workers
 
 from express.store.follower import PROPAGATION_BOUND_S
+from tests.support import serve, stop
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -46,30 +44,13 @@ class Server:
     def start(self) -> None:
         self.starts += 1
         log = self.root / f"serve-{self.starts}.log"
-        env = {**os.environ, "PYTHONUNBUFFERED": "1", "EXPRESS_WORKERS_HTTP": "all"}
-        with open(log, "ab") as out:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "express.cli", "serve", "--config", str(self.root), "--no-kafka",
-                 "--http", "127.0.0.1:0", "--workers", "2"],
-                stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env)
-        deadline = time.monotonic() + 30
-        while True:
-            text = log.read_text()
-            port = re.search(r"HTTP on http://127\.0\.0\.1:(\d+)/ served by all 2 workers", text)
-            if port and len(re.findall(r"worker \d: HTTP .* on http://", text)) == 2:
-                break
-            assert self.proc.poll() is None and time.monotonic() < deadline, text[-3000:]
-            time.sleep(0.05)
-        self.url = f"http://127.0.0.1:{port.group(1)}"
+        self.proc = serve(self.root, log, "--no-kafka", "--http", "127.0.0.1:0", "--workers", "2",
+                          env={"EXPRESS_WORKERS_HTTP": "all"})
+        self.url = f"http://127.0.0.1:{wait_all_workers(log, self.proc)}"
 
     def stop(self) -> None:
         if self.proc is not None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+            stop(self.proc)
             self.proc = None
 
     def client(self) -> Any:

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
-from httpsupport import ServerThread
+from httpsupport import ServerThread, running, sfn_fixture  # noqa: F401 - fixtures
 
 # Imported here, on pytest's main thread, which outlives every server thread: jsonatapy crashes
 # (SIGSEGV in compile) once express.jsonata was first imported and used on a thread that has ended.
@@ -20,17 +20,8 @@ SUCCEED = {"Type": "Succeed"}
 
 @pytest.fixture(scope="module", name="server")
 def module_server() -> Iterator[ServerThread]:
-    s = ServerThread().start()
-    s.counter.delay = 0
-    try:
+    with running(ServerThread(), task_delay_s=0) as s:
         yield s
-    finally:
-        s.stop()
-
-
-@pytest.fixture(name="sfn")
-def client(server: ServerThread) -> Any:
-    return server.client()
 
 
 def test_state(sfn: Any, state: Any, **kw: Any) -> dict[str, Any]:

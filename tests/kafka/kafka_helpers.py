@@ -5,11 +5,13 @@ heartbeat 300 ms) so that joins, leaves and dead members are noticed quickly."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import json
 import pathlib
 import time
 import uuid
+from collections.abc import AsyncIterator
 from typing import Any
 
 import orjson
@@ -20,6 +22,7 @@ from express.config import load_settings
 from express.engine import Engine
 from express.kafka.admin import ensure_topics
 from express.kafka.demo import produce
+from express.kafka.worker import KafkaWorker
 from express.registry import Registry
 
 PARTITIONS = 4
@@ -84,6 +87,18 @@ def make(root: pathlib.Path, machines: dict[str, Any], bindings: dict[str, str],
     for name, definition in machines.items():
         registry.put(name, definition)
     return settings, registry
+
+
+@contextlib.asynccontextmanager
+async def running_worker(settings: Any, registry: Registry, bootstrap: str, group_id: str | None = None,
+                         stop_timeout_s: float = 20.0) -> AsyncIterator[KafkaWorker]:
+    """A started KafkaWorker (in a consumer group of its own unless given), stopped on the way out."""
+    worker = KafkaWorker(settings, registry, bootstrap, group_id=group_id or unique("g"))
+    await worker.start()
+    try:
+        yield worker
+    finally:
+        await asyncio.wait_for(worker.stop(), stop_timeout_s)
 
 
 def with_kafka(settings: Any, **changes: Any) -> Any:

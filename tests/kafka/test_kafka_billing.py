@@ -2,32 +2,16 @@
 usage record, by AWS's Express formula (express-spec.md 2.6), on the real broker."""
 from __future__ import annotations
 
-import asyncio
-import math
 from typing import Any
 
 import orjson
-from kafka_helpers import Outcomes, create_topics, send, unique, write_config
+from kafka_helpers import Outcomes, create_topics, running_worker, send, unique, write_config
 
 from express.config import load_settings
 from express.engine import Engine
-from express.kafka.worker import KafkaWorker
 from express.registry import Registry
 from express.sinks import MemorySink
-
-MB = 1024 * 1024
-# a Map whose every iteration runs a Parallel: 1 + len(items) Map/Parallel steps
-MAP_OF_PARALLELS = {"StartAt": "M", "States": {"M": {
-    "Type": "Map", "ItemsPath": "$.items", "ResultPath": None, "End": True,
-    "ItemProcessor": {"StartAt": "Par", "States": {"Par": {
-        "Type": "Parallel", "End": True,
-        "Branches": [{"StartAt": "B", "States": {"B": {"Type": "Pass", "Result": 1, "End": True}}}]}}}}}}
-
-
-def aws_billing(duration_s: float, definition_bytes: int, payload_bytes: int, steps: int) -> dict[str, int]:
-    ms = max(100, math.ceil(round(duration_s * 1000, 6) / 100) * 100)
-    used = 50 + definition_bytes / MB + payload_bytes / MB * max(1, steps)
-    return {"billedDurationInMilliseconds": ms, "billedMemoryUsedInMB": max(64, math.ceil(used / 64) * 64)}
+from tests.support import MAP_OF_PARALLELS, aws_billing
 
 
 async def test_outcome_billing_matches_the_usage_record_and_aws(bootstrap: str, tmp_path: Any) -> None:
@@ -40,14 +24,10 @@ async def test_outcome_billing_matches_the_usage_record_and_aws(bootstrap: str, 
     # ~200 KB records; the outcome used to bill the input once (64 MB) for every one of them
     items = {0: 0, 1: 10, 2: 100, 3: 100}
     values = [orjson.dumps({"i": i, "items": list(range(n)), "pad": "x" * 200_000}) for i, n in items.items()]
-    worker = KafkaWorker(settings, registry, bootstrap, group_id=unique("g"))
-    await worker.start()
-    try:
+    async with running_worker(settings, registry, bootstrap):
         await send(bootstrap, topic, values)
         async with Outcomes(bootstrap, topic) as out:
             await out.wait_total(len(values), 60)
-    finally:
-        await asyncio.wait_for(worker.stop(), 20)
     docs = out.docs("results")
     assert len(docs) == len(values) and not out.docs("failures")
     records = {r["executionName"]: r for r in map(orjson.loads, usage.records)}

@@ -3,12 +3,9 @@ nested deeper than can be written (reason ``too-deep``) and integers orjson woul
 (``number-out-of-range``); the records around them run as usual."""
 from __future__ import annotations
 
-import asyncio
-
 import orjson
-from kafka_helpers import Outcomes, committed, create_topics, make, send_with_headers, unique
+from kafka_helpers import Outcomes, committed, create_topics, make, running_worker, send_with_headers, unique
 
-from express.kafka.worker import KafkaWorker
 from express.limits import MAX_DEPTH
 
 ECHO = {"StartAt": "P", "States": {"P": {"Type": "Pass", "End": True}}}
@@ -40,15 +37,11 @@ async def test_too_deep_and_out_of_range_records_go_to_the_dlq(bootstrap, tmp_pa
         (b"wrapped", deep(MAX_DEPTH), [(header, b"wrap")]),  # the state's output would be 254 deep
         (b"last", b'{"ok": true}', []),
     ]
-    worker = KafkaWorker(settings, registry, bootstrap, group_id=unique("g"))
-    await worker.start()
-    try:
+    async with running_worker(settings, registry, bootstrap) as worker:
         await send_with_headers(bootstrap, topic, items)
         async with Outcomes(bootstrap, topic) as out:
             await out.wait_total(len(items), 30)
             await out.poll(0.3)
-    finally:
-        await asyncio.wait_for(worker.stop(), 20)
     assert out.total == len(items)
     dlq = {r.key: r for r in out.records[topic + ".dlq"]}
     reasons = {k: dict(r.headers)["express-dlq-reason"] for k, r in dlq.items()}

@@ -14,6 +14,7 @@ from kafka_helpers import (
     committed,
     create_topics,
     make,
+    running_worker,
     send,
     send_with_headers,
     source_offsets,
@@ -35,15 +36,11 @@ async def test_end_to_end_outcomes_match_execute(bootstrap, tmp_path):
     n = 400
     inputs = [{"id": f"order-{i}", "n": (i if i % 7 else -i - 1)} for i in range(n)]
     keys = [f"order-{i}".encode() for i in range(n)]
-    worker = KafkaWorker(settings, registry, bootstrap, group_id=unique("g"))
-    await worker.start()
-    try:
+    async with running_worker(settings, registry, bootstrap) as worker:
         await send(bootstrap, topic, inputs, keys)
         async with Outcomes(bootstrap, topic) as out:
             await out.wait_total(n, 30)
             await out.poll(0.3)  # nothing extra arrives
-    finally:
-        await stop_within(worker)
     assert out.total == n
     assert worker.dead_lettered == 0
     machine = registry.get("chain")
@@ -89,14 +86,10 @@ async def test_poison_records_go_to_the_dlq_and_the_worker_keeps_going(bootstrap
         (b"other", orjson.dumps({"id": "o", "n": 4}), [(header, b"other")]),
         (b"c", orjson.dumps({"id": "c", "n": 5}), []),
     ]
-    worker = KafkaWorker(settings, registry, bootstrap, group_id=unique("g"))
-    await worker.start()
-    try:
+    async with running_worker(settings, registry, bootstrap) as worker:
         await send_with_headers(bootstrap, topic, items)
         async with Outcomes(bootstrap, topic) as out:
             await out.wait_total(len(items), 30)
-    finally:
-        await stop_within(worker)
     dlq = out.records[topic + ".dlq"]
     assert len(dlq) == 3
     by_key = {r.key: r for r in dlq}
@@ -124,13 +117,9 @@ async def test_backpressure_in_flight_never_exceeds_the_bound(bootstrap, tmp_pat
     await create_topics(bootstrap, topic)
     n = 300
     await send(bootstrap, topic, [{"id": i} for i in range(n)])
-    worker = KafkaWorker(settings, registry, bootstrap, group_id=unique("g"))
-    await worker.start()
-    try:
+    async with running_worker(settings, registry, bootstrap) as worker:
         async with Outcomes(bootstrap, topic) as out:
             await out.wait_total(n, 40)
-    finally:
-        await stop_within(worker)
     assert worker.peak_in_flight == 25  # it reached the bound ...
     assert worker.pauses > 0  # ... paused its partitions there ...
     assert len(out.records[topic + ".results"]) == n  # ... and lost nothing
@@ -159,14 +148,10 @@ async def test_graceful_stop_drains_commits_and_a_new_member_gets_nothing_old(bo
     async with Outcomes(bootstrap, topic) as out:
         await out.wait_total(n, 10)
     # a new member of the same group starts where the old one stopped
-    again = KafkaWorker(settings, registry, bootstrap, group_id=group)
-    await again.start()
-    try:
+    async with running_worker(settings, registry, bootstrap, group_id=group) as again:
         await send(bootstrap, topic, [{"id": "new"}])
         async with Outcomes(bootstrap, topic) as out:
             await out.wait_total(n + 1, 20)
-    finally:
-        await stop_within(again)
     assert again.consumed == 1
 
 
