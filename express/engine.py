@@ -338,7 +338,9 @@ class Machine:
             elif result.status == "FAILED":
                 log.add("ExecutionFailed", {"error": result.error, "cause": result.cause})
             else:
-                log.add("ExecutionTimedOut", {"error": result.error, "cause": result.cause})
+                # AWS's answer for a machine's own TimeoutSeconds has no error or cause (as recorded), but
+                # its ExecutionTimedOut history event names States.Timeout: so does this one
+                log.add("ExecutionTimedOut", {"error": result.error or errors.TIMEOUT, "cause": result.cause})
             if engine.log_sink is not None:
                 lines = log.lines()
                 if lines:

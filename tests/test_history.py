@@ -177,6 +177,20 @@ def test_timed_out_execution_is_fatal() -> None:
     assert record["event_timestamp"] == str(int(T0 * 1000) + 2000)
 
 
+def test_timed_out_by_timeout_seconds_names_states_timeout_in_its_event() -> None:
+    # the execution's answer has no error (as AWS records it); its ExecutionTimedOut event does
+    sink = MemorySink()
+    engine = Engine(clock=VirtualClock(T0), log_sink=sink)
+    m = engine.compile({"TimeoutSeconds": 2, "StartAt": "W",
+                        "States": {"W": {"Type": "Wait", "Seconds": 10, "End": True}}}, "slow",
+                       logging={"level": "FATAL"})
+    r = asyncio.run(m.execute({}))
+    assert (r.status, r.error, r.cause) == ("TIMED_OUT", None, None)
+    [record] = [orjson.loads(line) for line in sink.records]
+    assert record["type"] == "ExecutionTimedOut"
+    assert record["details"]["error"] == "States.Timeout"
+
+
 def _all_states(block: Any) -> list[Any]:
     out = []
     for state in block.states.values():
