@@ -13,6 +13,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from express.background import cancel_and_wait
+
 IDLE_EVERY_S = 60.0
 STATUSES = ("SUCCEEDED", "FAILED", "TIMED_OUT")
 
@@ -62,10 +64,7 @@ class ProgressReporter:
 
     async def stop(self) -> None:
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(task)
 
     async def _run(self) -> None:
         self._last = await self.snapshot()

@@ -8,11 +8,11 @@ machine. Executions already running finish on the version they started with.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import pathlib
 from collections.abc import Callable
 
+from express.background import cancel_and_wait
 from express.config import ConfigError
 from express.errors import DefinitionError
 from express.mocking import MockConfig, MockConfigError
@@ -76,10 +76,7 @@ class Reloader:
 
     async def stop(self) -> None:
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(task)
 
     async def _watch(self) -> None:
         while True:

@@ -11,9 +11,9 @@ source); a stored machine of the same name is skipped, with a warning at start.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Callable
 
+from express.background import cancel_and_wait
 from express.engine import Machine
 from express.errors import DefinitionError
 from express.registry import Entry, Registry
@@ -56,10 +56,7 @@ class MachineFollower:
 
     async def stop(self) -> None:
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(task)
 
     async def catch_up(self) -> None:
         """Apply every change committed before this call."""
@@ -100,7 +97,11 @@ class MachineFollower:
                 registry.delete(record.name)
             return
         try:
-            machine = await registry.compile_async(record.definition, record.name, record.logging)
+            if current is not None and current.definition_text == record.definition \
+                    and current.logging == record.logging:
+                machine = current.machine  # e.g. only the tags changed: nothing to compile
+            else:
+                machine = await registry.compile_async(record.definition, record.name, record.logging)
         except DefinitionError as e:
             # compiled where it was created, so only a different [functions] setup gets here
             if self._failed.get(record.name) != record.seq:
