@@ -178,3 +178,32 @@ def test_the_follower_applies_changes_made_elsewhere_and_leaves_the_config_machi
             await mine.close()
 
     run(main())
+
+
+def test_retag_is_atomic_per_call_and_a_refusal_writes_nothing(tmp_path: pathlib.Path) -> None:
+    async def main() -> None:
+        a, b = await opened(tmp_path / "s.db"), await opened(tmp_path / "s.db")  # two workers' stores
+        try:
+            await a.create(record("m", tags=[{"key": "x", "value": "0"}]))
+            # concurrent additions through both stores: none is lost
+            await asyncio.gather(*(s.retag("m", lambda tags, i=i: [*tags, {"key": f"k{i}", "value": ""}])
+                                   for i, s in enumerate([a, b] * 10)))
+            stored = await b.get("m")
+            assert stored is not None and len(stored.tags) == 21
+            before = stored.seq
+
+            def refuse(tags: list[dict[str, str]]) -> list[dict[str, str]]:
+                raise ValueError("too many")
+
+            with pytest.raises(ValueError):
+                await a.retag("m", refuse)
+            after = await a.get("m")
+            assert after is not None and after.seq == before and len(after.tags) == 21
+            changed = (await b.changes(before - 1))[-1]
+            assert changed.name == "m" and changed.tags == stored.tags
+            assert await a.retag("absent", lambda tags: tags) is None
+        finally:
+            await a.close()
+            await b.close()
+
+    run(main())

@@ -50,6 +50,8 @@ MACHINE_TYPES = ("STANDARD", "EXPRESS")
 LOG_LEVELS = ("ALL", "ERROR", "FATAL", "OFF")
 SEVERITIES = ("ERROR", "WARNING")
 INSPECTION_LEVELS = ("INFO", "DEBUG", "TRACE")
+MAX_TAGS = 50  # per resource, AWS's quota
+TAG_PATTERN = r"^([\p{L}\p{Z}\p{N}_.:/=+\-@]*)$"  # as AWS words the constraint
 
 
 class ApiError(Exception):
@@ -92,6 +94,9 @@ SHAPES: dict[str, dict[str, F]] = {
         "roleArn": F("s", 1, 256), "loggingConfiguration": F("o"), "tracingConfiguration": F("o"),
         "publish": F("b"), "versionDescription": F("s", 0, 256), "encryptionConfiguration": F("o")},
     "DeleteStateMachine": {"stateMachineArn": _ARN_F},
+    "TagResource": {"resourceArn": F("s", 1, 256, required=True), "tags": F("l", required=True)},
+    "UntagResource": {"resourceArn": F("s", 1, 256, required=True), "tagKeys": F("l", required=True)},
+    "ListTagsForResource": {"resourceArn": F("s", 1, 256, required=True)},
     "DescribeStateMachine": {"stateMachineArn": _ARN_F, "includedData": F("s", enum=INCLUDED_DATA)},
     "ListStateMachines": {"maxResults": F("i", 0, 1000), "nextToken": F("s", 1, 1024)},
     "ValidateStateMachineDefinition": {
@@ -203,6 +208,60 @@ async def _stored(call: Awaitable[T]) -> T:
         raise _unavailable(e) from None
 
 
+def _resource_not_found(arn: str) -> ApiError:
+    return ApiError("ResourceNotFound", f"Resource not found: '{_clip(arn)}'", resourceName=arn)
+
+
+def _tag_string_problems(text: str, where: str, least: int, most: int) -> list[str]:
+    shown = f"'{_clip(text)}'"
+    if len(text) < least:
+        return [f"Value {shown} at '{where}' failed to satisfy constraint: Member must have length greater than or "
+                f"equal to {least}"]
+    if len(text) > most:
+        return [f"Value {shown} at '{where}' failed to satisfy constraint: Member must have length less than or "
+                f"equal to {most}"]
+    if not all(c.isalnum() or c.isspace() or c in "_.:/=+-@" for c in text):
+        return [f"Value {shown} at '{where}' failed to satisfy constraint: Member must satisfy regular expression "
+                f"pattern: {TAG_PATTERN}"]
+    return []
+
+
+def _raise_problems(problems: list[str]) -> None:
+    if problems:
+        n = len(problems)
+        raise ApiError("ValidationException",
+                       f"{n} validation error{'s' if n > 1 else ''} detected: " + "; ".join(problems))
+
+
+def _check_tags(tags: list[Any], where: str) -> list[dict[str, str]]:
+    """AWS's Tag shape (key 1-128 characters, value 0-256, letters, digits, white space and
+    ``_ . : / = + - @``; the ``aws:`` prefix is AWS's own); the tags as given."""
+    out = []
+    problems: list[str] = []
+    for i, t in enumerate(tags, 1):
+        if not isinstance(t, dict):
+            raise ApiError("SerializationException", f"Value for '{where}.{i}' must be an object")
+        key, value = t.get("key"), t.get("value", "")
+        if not isinstance(key, str) or not isinstance(value, str):
+            raise ApiError("SerializationException", f"Value for '{where}.{i}.member' must have string key and value")
+        problems += _tag_string_problems(key, f"{where}.{i}.member.key", 1, 128)
+        problems += _tag_string_problems(value, f"{where}.{i}.member.value", 0, 256)
+        if key.lower().startswith("aws:"):
+            problems.append(f"Value '{_clip(key)}' at '{where}.{i}.member.key' failed to satisfy constraint: "
+                            "Tag keys with the prefix 'aws:' are reserved for AWS use")
+        out.append({"key": key, "value": value})
+    _raise_problems(problems)
+    return out
+
+
+def _merge_tags(tags: list[dict[str, str]], added: list[dict[str, str]]) -> list[dict[str, str]]:
+    """``added`` over ``tags``: a key given again takes the new value, in its old place."""
+    merged = {t["key"]: t["value"] for t in tags}
+    for t in added:
+        merged[t["key"]] = t["value"]
+    return [{"key": k, "value": v} for k, v in merged.items()]
+
+
 class ExecutionAbandoned(Exception):
     """A named execution ended without an answer (server error or shutdown)."""
 
@@ -266,6 +325,9 @@ class StepFunctionsApi:
             "DeleteStateMachine": self.delete_state_machine,
             "DescribeStateMachine": self.describe_state_machine,
             "ListStateMachines": self.list_state_machines,
+            "TagResource": self.tag_resource,
+            "UntagResource": self.untag_resource,
+            "ListTagsForResource": self.list_tags_for_resource,
             "ValidateStateMachineDefinition": self.validate_state_machine_definition,
             "TestState": self.test_state,
         }
@@ -544,7 +606,7 @@ class StepFunctionsApi:
         machine_type = body.get("type") or "STANDARD"
         logging = self._logging(body.get("loggingConfiguration"))
         tracing = self._tracing(body.get("tracingConfiguration"))
-        tags = self._tags(body.get("tags"))
+        tags = _merge_tags([], _check_tags(body.get("tags") or [], "tags"))
         encryption = self._encryption(body.get("encryptionConfiguration"))
         self._check_version_description(body)
         text = body["definition"]
@@ -552,6 +614,9 @@ class StepFunctionsApi:
         existing = self.registry.entry(name)
         if existing is not None:  # AWS: the same request again is answered, another one refused
             return self._created_before(name, asked, _identity(existing), existing.machine.arn, existing.created)
+        if len(tags) > MAX_TAGS:
+            raise ApiError("TooManyTags", f"Too many tags: a resource can have at most {MAX_TAGS} tags "
+                           f"({len(tags)} asked)", resourceName=f"{self._arn_prefix}{name}")
         if len(self.registry) >= self.max_machines:
             raise ApiError("StateMachineLimitExceeded",
                            f"The maximum number of state machines ({self.max_machines}) has been reached")
@@ -677,21 +742,83 @@ class StepFunctionsApi:
             raise ApiError("InvalidTracingConfiguration", "tracingConfiguration.enabled must be true or false")
         return enabled
 
-    @staticmethod
-    def _tags(tags: Any) -> list[dict[str, str]]:
-        if not tags:
-            return []
-        if len(tags) > 50:
-            raise ApiError("TooManyTags", "A resource can have at most 50 tags", resourceName="")
-        out = []
-        for t in tags:
-            if not isinstance(t, dict) or not isinstance(t.get("key"), str) or not isinstance(t.get("value", ""), str):
-                raise ApiError("SerializationException", "Each tag must be an object with string key and value")
-            if not 1 <= len(t["key"]) <= 128 or len(t.get("value", "")) > 256:
-                raise ApiError("ValidationException", "1 validation error detected: a tag key must be 1-128 "
-                               "characters and a tag value at most 256")
-            out.append({"key": t["key"], "value": t.get("value", "")})
-        return out
+    async def tag_resource(self, body: dict[str, Any], headers: Mapping[str, str]) -> dict[str, Any]:
+        check_shape("TagResource", body)
+        arn = body["resourceArn"]
+        added = _check_tags(body["tags"], "tags")
+
+        def change(tags: list[dict[str, str]]) -> list[dict[str, str]]:
+            merged = _merge_tags(tags, added)
+            if len(merged) > MAX_TAGS:
+                raise ApiError("TooManyTags", f"Too many tags: a resource can have at most {MAX_TAGS} tags "
+                               f"(it has {len(tags)}, {len(merged) - len(tags)} more asked)", resourceName=arn)
+            return merged
+
+        await self._retag(arn, change)
+        return {}
+
+    async def untag_resource(self, body: dict[str, Any], headers: Mapping[str, str]) -> dict[str, Any]:
+        check_shape("UntagResource", body)
+        keys = body["tagKeys"]
+        problems = []
+        for i, key in enumerate(keys, 1):
+            if not isinstance(key, str):
+                raise ApiError("SerializationException", f"Value for 'tagKeys.{i}' must be a string")
+            problems += _tag_string_problems(key, f"tagKeys.{i}.member", 1, 128)
+        _raise_problems(problems)
+        removed = set(keys)
+        await self._retag(body["resourceArn"], lambda tags: [t for t in tags if t["key"] not in removed])
+        return {}
+
+    async def list_tags_for_resource(self, body: dict[str, Any], headers: Mapping[str, str]) -> dict[str, Any]:
+        check_shape("ListTagsForResource", body)
+        arn = body["resourceArn"]
+        name = self._tagged_name(arn)
+        store = self.registry.store
+        entry = self.registry.entry(name)
+        if store is not None and (entry is None or not entry.from_config):
+            record = await _stored(store.get(name))  # the store's tags: what any worker set, at once
+            if record is None:
+                raise _resource_not_found(arn)
+            return {"tags": [dict(t) for t in record.tags]}
+        if entry is None:
+            raise _resource_not_found(arn)
+        return {"tags": [dict(t) for t in entry.tags]}
+
+    def _tagged_name(self, arn: str) -> str:
+        """The machine a tagging call names; activities and other accounts' machines are not found."""
+        parts = arn.split(":")
+        if arn.startswith("arn:") and len(parts) == 7 and parts[2] == "states" and parts[5] == "activity" \
+                and parts[6]:
+            raise _resource_not_found(arn)  # express has no activities
+        try:
+            return self.machine_name(arn)
+        except ApiError as e:
+            if e.code == "StateMachineDoesNotExist":
+                raise _resource_not_found(arn) from None
+            raise
+
+    async def _retag(self, arn: str, change: Callable[[list[dict[str, str]]], list[dict[str, str]]]) -> None:
+        name = self._tagged_name(arn)
+        store = self.registry.store
+        entry = self.registry.entry(name)
+        if entry is not None and entry.from_config and store is not None:
+            # a file's machine is not in the store: its tags would differ between workers
+            raise ApiError("ValidationException", f"State machine '{name}' is defined by the file {name}.asl.json "
+                           "of the machines folder: it cannot be tagged over the API")
+        if store is None:
+            if entry is None:
+                raise _resource_not_found(arn)
+            entry.tags = change(list(entry.tags))
+            return
+        record = await _stored(store.retag(name, change))
+        if record is None:
+            raise _resource_not_found(arn)
+        current = self.registry.entry(name)
+        if current is not None and not current.from_config and current.seq < record.seq \
+                and current.definition_text == record.definition:
+            # served here at once; the other workers follow the change sequence
+            self.registry.install(dataclasses.replace(current, tags=list(record.tags), seq=record.seq), name)
 
     async def update_state_machine(self, body: dict[str, Any], headers: Mapping[str, str]) -> dict[str, Any]:
         check_shape("UpdateStateMachine", body)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import abc
 import pathlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -73,6 +74,13 @@ class MachineStore(abc.ABC):
     @abc.abstractmethod
     async def delete(self, name: str) -> int | None:
         """Leave a tombstone; its sequence, or None when there was no live machine of that name."""
+
+    @abc.abstractmethod
+    async def retag(self, name: str, change: Callable[[list[dict[str, str]]], list[dict[str, str]]]
+                    ) -> MachineRecord | None:
+        """Replace a live machine's tags by ``change(its tags)``, atomically (two workers tagging at
+        once both count); the stored record, or None when there is no live machine of that name.
+        An exception raised by ``change`` writes nothing and propagates."""
 
     @abc.abstractmethod
     async def get(self, name: str) -> MachineRecord | None:

@@ -152,6 +152,19 @@ class SqliteMachineStore(MachineStore):
 
         return self._write(write)
 
+    def _retag(self, name: str, change: Callable[[list[dict[str, str]]], list[dict[str, str]]]
+               ) -> MachineRecord | None:
+        def write(db: sqlite3.Connection, seq: int) -> MachineRecord | None:
+            current = self._get(name)
+            if current is None:
+                return None
+            tags = change(list(current.tags))
+            db.execute("UPDATE machines SET seq = ?, tags = ? WHERE name = ? AND deleted = 0",
+                       (seq, _json(tags), name))
+            return dataclasses.replace(current, tags=tags, seq=seq)
+
+        return self._write(write)
+
     def _changes(self, after: int, limit: int) -> list[MachineRecord]:
         assert self._db is not None
         rows = self._db.execute(_SELECT + " WHERE seq > ? ORDER BY seq LIMIT ?", (after, limit)).fetchall()
@@ -187,6 +200,10 @@ class SqliteMachineStore(MachineStore):
 
     async def delete(self, name: str) -> int | None:
         return await self._call(self._delete, name)
+
+    async def retag(self, name: str, change: Callable[[list[dict[str, str]]], list[dict[str, str]]]
+                    ) -> MachineRecord | None:
+        return await self._call(self._retag, name, change)
 
     async def get(self, name: str) -> MachineRecord | None:
         return await self._call(self._get, name)
