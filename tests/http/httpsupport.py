@@ -20,12 +20,15 @@ import time
 from collections.abc import Iterator
 from typing import Any, TypeVar
 
+import boto3
 import pytest
+from botocore.config import Config
 
 from express.config import EngineSettings, HttpSettings, Settings
 from express.engine import Engine
 from express.http import HttpServer
 from express.registry import Registry
+from tests.support import serve, stop
 
 ACCOUNT = "000000000000"
 REGION = "us-east-1"
@@ -197,3 +200,32 @@ def server_fixture() -> Iterator[ServerThread]:
 @pytest.fixture(name="sfn")
 def sfn_fixture(server: ServerThread) -> Any:
     return server.client()
+
+
+class TwoWorkers:
+    """``express serve --workers 2 --no-kafka`` on a free port over the config folder ``root``, with
+    the default machine store; start and stop as often as needed (e.g. to test a restart)."""
+
+    def __init__(self, root: pathlib.Path) -> None:
+        self.root = root
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.url = ""
+        self.starts = 0
+
+    def start(self) -> None:
+        self.starts += 1
+        log = self.root / f"serve-{self.starts}.log"
+        self.proc = serve(self.root, log, "--no-kafka", "--http", "127.0.0.1:0", "--workers", "2",
+                          env={"EXPRESS_WORKERS_HTTP": "all"})
+        self.url = f"http://127.0.0.1:{wait_all_workers(log, self.proc)}"
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            stop(self.proc)
+            self.proc = None
+
+    def client(self) -> Any:
+        """A fresh client: its own connection pool, so its requests land on either worker."""
+        return boto3.session.Session().client(
+            "stepfunctions", endpoint_url=self.url, region_name="us-east-1", aws_access_key_id="x",
+            aws_secret_access_key="x", config=Config(retries={"max_attempts": 0}, inject_host_prefix=False))

@@ -5,20 +5,15 @@ machines are listed, described and run after a full restart; config machines sta
 from __future__ import annotations
 
 import json
-import pathlib
-import subprocess
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
-import boto3
 import pytest
-from botocore.config import Config
 from botocore.exceptions import ClientError
-from httpsupport import wait_all_workers
+from httpsupport import TwoWorkers
 
 from express.store.follower import PROPAGATION_BOUND_S
-from tests.support import serve, stop
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -32,40 +27,12 @@ def result_of(value: int) -> dict[str, Any]:
     return {"StartAt": "P", "States": {"P": {"Type": "Pass", "Result": value, "End": True}}}
 
 
-class Server:
-    """``express serve --workers 2 --no-kafka`` on a free port; start and stop as often as needed."""
-
-    def __init__(self, root: pathlib.Path) -> None:
-        self.root = root
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.url = ""
-        self.starts = 0
-
-    def start(self) -> None:
-        self.starts += 1
-        log = self.root / f"serve-{self.starts}.log"
-        self.proc = serve(self.root, log, "--no-kafka", "--http", "127.0.0.1:0", "--workers", "2",
-                          env={"EXPRESS_WORKERS_HTTP": "all"})
-        self.url = f"http://127.0.0.1:{wait_all_workers(log, self.proc)}"
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            stop(self.proc)
-            self.proc = None
-
-    def client(self) -> Any:
-        """A fresh client: its own connection pool, so its requests land on either worker."""
-        return boto3.session.Session().client(
-            "stepfunctions", endpoint_url=self.url, region_name="us-east-1", aws_access_key_id="x",
-            aws_secret_access_key="x", config=Config(retries={"max_attempts": 0}, inject_host_prefix=False))
-
-
 @pytest.fixture(name="server", scope="module")
-def server_fixture(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+def server_fixture(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TwoWorkers]:
     root = tmp_path_factory.mktemp("shared-machines")
     (root / "machines").mkdir()
     (root / "machines" / "configured.asl.json").write_text(json.dumps(PASS))
-    server = Server(root)
+    server = TwoWorkers(root)
     server.start()
     try:
         yield server
@@ -73,7 +40,7 @@ def server_fixture(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]
         server.stop()
 
 
-def every_client_sees(server: Server, check: Callable[[Any], None]) -> None:
+def every_client_sees(server: TwoWorkers, check: Callable[[Any], None]) -> None:
     """``check`` passes for each of 20 fresh clients, each retried up to the documented bound."""
     for _ in range(CLIENTS):
         sfn = server.client()
@@ -98,7 +65,7 @@ def runs(sfn: Any, name: str) -> Any:
     return json.loads(answer["output"])
 
 
-def test_a_created_machine_is_listed_described_and_run_by_every_client(server: Server) -> None:
+def test_a_created_machine_is_listed_described_and_run_by_every_client(server: TwoWorkers) -> None:
     arn = server.client().create_state_machine(name="made", definition=json.dumps(result_of(1)), roleArn=ROLE,
                                                type="EXPRESS", tags=[{"key": "team", "value": "a"}])
     assert arn["stateMachineArn"] == ARN + "made"
@@ -121,7 +88,7 @@ def test_a_created_machine_is_listed_described_and_run_by_every_client(server: S
         assert code(e.value) == "StateMachineAlreadyExists"
 
 
-def test_an_update_is_seen_by_every_client(server: Server) -> None:
+def test_an_update_is_seen_by_every_client(server: TwoWorkers) -> None:
     server.client().create_state_machine(name="updated", definition=json.dumps(result_of(1)), roleArn=ROLE,
                                          type="EXPRESS")
     revision = server.client().update_state_machine(stateMachineArn=ARN + "updated",
@@ -135,7 +102,7 @@ def test_an_update_is_seen_by_every_client(server: Server) -> None:
     every_client_sees(server, check)
 
 
-def test_a_deletion_is_seen_by_every_client(server: Server) -> None:
+def test_a_deletion_is_seen_by_every_client(server: TwoWorkers) -> None:
     server.client().create_state_machine(name="deleted", definition=json.dumps(PASS), roleArn=ROLE,
                                          type="EXPRESS")
     every_client_sees(server, lambda sfn: runs(sfn, "deleted"))
@@ -152,7 +119,7 @@ def test_a_deletion_is_seen_by_every_client(server: Server) -> None:
     every_client_sees(server, check)
 
 
-def test_config_machines_stay_the_files_and_cannot_be_changed_over_the_api(server: Server) -> None:
+def test_config_machines_stay_the_files_and_cannot_be_changed_over_the_api(server: TwoWorkers) -> None:
     sfn = server.client()
     for call in (lambda: sfn.update_state_machine(stateMachineArn=ARN + "configured", roleArn=ROLE + "2"),
                  lambda: sfn.delete_state_machine(stateMachineArn=ARN + "configured")):
@@ -165,7 +132,7 @@ def test_config_machines_stay_the_files_and_cannot_be_changed_over_the_api(serve
     every_client_sees(server, lambda c: runs(c, "configured") == {"echo": {}})
 
 
-def test_api_machines_survive_a_full_restart(server: Server) -> None:
+def test_api_machines_survive_a_full_restart(server: TwoWorkers) -> None:
     server.client().create_state_machine(name="durable", definition=json.dumps(result_of(7)), roleArn=ROLE,
                                          type="EXPRESS")
     before = server.client().describe_state_machine(stateMachineArn=ARN + "durable")

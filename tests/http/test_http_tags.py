@@ -7,18 +7,12 @@ from __future__ import annotations
 
 import concurrent.futures
 import json
-import pathlib
-import subprocess
 from collections.abc import Iterator
 from typing import Any
 
-import boto3
 import pytest
-from botocore.config import Config
 from botocore.exceptions import ClientError
-from httpsupport import PASS, ServerThread, arn, server_fixture, sfn_fixture, wait_all_workers  # noqa: F401
-
-from tests.support import serve, stop
+from httpsupport import PASS, ServerThread, TwoWorkers, arn, server_fixture, sfn_fixture  # noqa: F401
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -135,38 +129,12 @@ def test_deleted_machine_loses_its_tags(sfn: Any) -> None:
 
 
 # ---------------------------------------------------------------------- two workers, the store
-class Workers:
-    def __init__(self, root: pathlib.Path) -> None:
-        self.root = root
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.url = ""
-        self.starts = 0
-
-    def start(self) -> None:
-        self.starts += 1
-        log = self.root / f"serve-{self.starts}.log"
-        self.proc = serve(self.root, log, "--no-kafka", "--http", "127.0.0.1:0", "--workers", "2",
-                          env={"EXPRESS_WORKERS_HTTP": "all"})
-        self.url = f"http://127.0.0.1:{wait_all_workers(log, self.proc)}"
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            stop(self.proc)
-            self.proc = None
-
-    def client(self) -> Any:
-        """Its own connection pool: its requests land on either worker."""
-        return boto3.session.Session().client(
-            "stepfunctions", endpoint_url=self.url, region_name="us-east-1", aws_access_key_id="x",
-            aws_secret_access_key="x", config=Config(retries={"max_attempts": 0}, inject_host_prefix=False))
-
-
 @pytest.fixture(name="workers", scope="module")
-def workers_fixture(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Workers]:
+def workers_fixture(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TwoWorkers]:
     root = tmp_path_factory.mktemp("tags")
     (root / "machines").mkdir()
     (root / "machines" / "configured.asl.json").write_text(json.dumps(PASS))
-    workers = Workers(root)
+    workers = TwoWorkers(root)
     workers.start()
     try:
         yield workers
@@ -174,7 +142,7 @@ def workers_fixture(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Worker
         workers.stop()
 
 
-def test_tags_are_shared_by_every_worker_and_kept_across_a_restart(workers: Workers) -> None:
+def test_tags_are_shared_by_every_worker_and_kept_across_a_restart(workers: TwoWorkers) -> None:
     machine = create(workers.client(), "shared", tags=tags(("n", "0")))
     for i in range(1, 11):  # each change through a fresh client, seen at once by the next fresh one
         workers.client().tag_resource(resourceArn=machine, tags=tags((f"k{i}", str(i))))
@@ -199,7 +167,7 @@ def test_tags_are_shared_by_every_worker_and_kept_across_a_restart(workers: Work
     assert len(workers.client().list_tags_for_resource(resourceArn=machine)["tags"]) == 50
 
 
-def test_a_config_machine_is_not_tagged_over_the_api_with_a_store(workers: Workers) -> None:
+def test_a_config_machine_is_not_tagged_over_the_api_with_a_store(workers: TwoWorkers) -> None:
     configured = "arn:aws:states:us-east-1:000000000000:stateMachine:configured"
     with pytest.raises(ClientError) as e:
         workers.client().tag_resource(resourceArn=configured, tags=tags(("k", "v")))
@@ -207,7 +175,7 @@ def test_a_config_machine_is_not_tagged_over_the_api_with_a_store(workers: Worke
     assert workers.client().list_tags_for_resource(resourceArn=configured)["tags"] == []
 
 
-def test_concurrent_tagging_through_both_workers_loses_nothing(workers: Workers) -> None:
+def test_concurrent_tagging_through_both_workers_loses_nothing(workers: TwoWorkers) -> None:
     machine = create(workers.client(), "concurrent")
     clients = [workers.client() for _ in range(20)]
     with concurrent.futures.ThreadPoolExecutor(10) as pool:
