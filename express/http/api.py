@@ -442,13 +442,18 @@ class StepFunctionsApi:
             raise ApiError("InvalidExecutionInput", f"Invalid State Machine Execution Input: '{refused[1]}'")
         return machine_name, entry, input_text, value, name
 
-    async def start_sync_execution(self, body: dict[str, Any], headers: Mapping[str, str]) -> bytes:
+    async def _prepare_following(self, op: str, body: dict[str, Any]) -> tuple[str, Entry, str, Any, str | None]:
+        """``_prepare``, once more after catching up with the store when the machine is unknown here:
+        it may have been made through another worker that this one has not followed yet."""
         try:
-            machine_name, entry, input_text, value, name = self._prepare("StartSyncExecution", body)
-        except ApiError as e:  # made through another worker, not followed here yet?
+            return self._prepare(op, body)
+        except ApiError as e:
             if e.code != "StateMachineDoesNotExist" or not await self._catch_up():
                 raise
-            machine_name, entry, input_text, value, name = self._prepare("StartSyncExecution", body)
+            return self._prepare(op, body)
+
+    async def start_sync_execution(self, body: dict[str, Any], headers: Mapping[str, str]) -> bytes:
+        machine_name, entry, input_text, value, name = await self._prepare_following("StartSyncExecution", body)
         if self.machine_type(machine_name) != "EXPRESS":
             raise ApiError("StateMachineTypeNotSupported",
                            "This operation is not supported by this type of state machine")
@@ -541,12 +546,7 @@ class StepFunctionsApi:
         return orjson.dumps(response)
 
     async def start_execution(self, body: dict[str, Any], headers: Mapping[str, str]) -> dict[str, Any]:
-        try:
-            machine_name, entry, input_text, value, name = self._prepare("StartExecution", body)
-        except ApiError as e:  # made through another worker, not followed here yet?
-            if e.code != "StateMachineDoesNotExist" or not await self._catch_up():
-                raise
-            machine_name, entry, input_text, value, name = self._prepare("StartExecution", body)
+        machine_name, entry, input_text, value, name = await self._prepare_following("StartExecution", body)
         trace = headers.get("x-amzn-trace-id") or body.get("traceHeader")
         if self.background >= self.max_background:
             self.metrics.throttled(machine_name, "StartExecution")
