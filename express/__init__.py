@@ -1,7 +1,7 @@
 """express: AWS Step Functions (Amazon States Language) executed in memory, Express-style."""
-from express.clock import RealClock, VirtualClock
-from express.engine import Engine, ExecutionResult, Machine
-from express.errors import ASLError, DefinitionError, Problem
+from express.asl.errors import ASLError, DefinitionError, Problem
+from express.engine.clock import RealClock, VirtualClock
+from express.engine.machine import Engine, ExecutionResult, Machine
 
 __all__ = [
     "ASLError",

@@ -159,7 +159,7 @@ def spawn_server(machine_file: str, name: str, workers: int = 1) -> tuple[subpro
     env = dict(os.environ, EXPRESS_HTTP_MAX_NAMES="1000000")
     if workers > 1:  # every worker serves the port (SO_REUSEPORT); the bench sends unnamed requests only
         env.update(EXPRESS_WORKERS_HTTP="all", EXPRESS_WORKERS_HTTP_NAMES_PER_PROCESS="true")
-    proc = subprocess.Popen([sys.executable, "-m", "express.cli", "serve", "--config", tmp, "--no-kafka",
+    proc = subprocess.Popen([sys.executable, "-m", "express", "serve", "--config", tmp, "--no-kafka",
                              "--http", f"127.0.0.1:{port}", "--workers", str(workers)], env=env)
     url = f"http://127.0.0.1:{port}/"
     t_end = time.monotonic() + 20

@@ -62,10 +62,10 @@ def load_connection(path: str) -> Any:
 
 async def serve(path: str) -> None:
     import express.http.server as server_module
-    from express.config import EngineSettings, HttpSettings, Settings
-    from express.engine import Engine
+    from express.engine.machine import Engine
     from express.http import HttpServer
-    from express.registry import Registry
+    from express.serve.config import EngineSettings, HttpSettings, Settings
+    from express.serve.registry import Registry
 
     server_module.HttpConnection = load_connection(path)  # type: ignore[attr-defined,misc]
     settings = Settings(engine=EngineSettings(), http=HttpSettings(host="127.0.0.1", port=0))

@@ -69,7 +69,7 @@ def cpu_seconds(pid: int | None) -> float:
 
 def serve_command(config: pathlib.Path, bootstrap: str) -> list[str]:
     script = pathlib.Path(sys.executable).parent / "express"
-    base = [str(script)] if script.exists() else [sys.executable, "-m", "express.cli"]
+    base = [str(script)] if script.exists() else [sys.executable, "-m", "express"]
     # one worker per process: the bench starts (and measures) the processes itself
     return [*base, "serve", "--config", str(config), "--bootstrap", bootstrap, "--no-http", "--workers", "1"]
 

@@ -62,7 +62,7 @@ def client_kwargs(args: argparse.Namespace) -> tuple[dict[str, Any], tuple[str, 
     kw: dict[str, Any] = {"bootstrap_servers": args.bootstrap}
     suffixes = (".results", ".failures", ".dlq")
     if args.config:
-        from express.config import load_settings
+        from express.serve.config import load_settings
 
         k = load_settings(args.config).kafka
         kw["bootstrap_servers"] = args.bootstrap or k.bootstrap

@@ -18,8 +18,8 @@ import time
 from typing import Any
 
 import express
-from express.history import LoggingConfig
-from express.sinks import MemorySink
+from express.engine.history import LoggingConfig
+from express.observe.sinks import MemorySink
 
 HERE = pathlib.Path(__file__).resolve().parent
 BENCH = HERE.parent.parent / "shared" / "bench" / "machines"

@@ -51,7 +51,7 @@ def spawn(cap: float) -> tuple[subprocess.Popen[bytes], int, str]:
     (pathlib.Path(tmp) / "machines" / "spin.asl.json").write_text(json.dumps(SPIN))
     (pathlib.Path(tmp) / "express.toml").write_text(f"[engine]\nmax_duration_s = {cap}\n")
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "express.cli", "serve", "--config", tmp, "--no-kafka",
+    proc = subprocess.Popen([sys.executable, "-m", "express", "serve", "--config", tmp, "--no-kafka",
                              "--http", f"127.0.0.1:{port}", "--workers", "1"], env=dict(os.environ))
     t_end = time.monotonic() + 20
     while time.monotonic() < t_end:

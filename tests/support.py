@@ -17,7 +17,7 @@ import express
 
 
 class FakeFrame:
-    """Stands in for express.frame.Frame where a getter/template only needs vars and ``$$``."""
+    """Stands in for express.engine.frame.Frame where a getter/template only needs vars and ``$$``."""
 
     def __init__(self, vars: dict[str, Any] | None = None, context: dict[str, Any] | None = None) -> None:
         self.vars = vars or {}
@@ -59,9 +59,9 @@ def free_port() -> int:
 
 def serve(config: pathlib.Path, log: pathlib.Path, *args: str, env: dict[str, str] | None = None,
           cwd: pathlib.Path | None = None) -> subprocess.Popen[bytes]:
-    """``python -m express.cli serve --config CONFIG ARGS...``, its output appended to ``log``."""
+    """``python -m express.serve.cli serve --config CONFIG ARGS...``, its output appended to ``log``."""
     with open(log, "ab") as out:
-        return subprocess.Popen([sys.executable, "-m", "express.cli", "serve", "--config", str(config), *args],
+        return subprocess.Popen([sys.executable, "-m", "express", "serve", "--config", str(config), *args],
                                 stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=cwd,
                                 env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})})
 

@@ -18,11 +18,11 @@ import aiohttp
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from express.config import HttpSettings, Settings
-from express.engine import Engine
+from express.engine.machine import Engine
 from express.http import HttpServer
-from express.metrics import REGISTRY
-from express.registry import Registry
+from express.observe.metrics import REGISTRY
+from express.serve.config import HttpSettings, Settings
+from express.serve.registry import Registry
 
 ROOT = Path(__file__).resolve().parent.parent
 DASHBOARD = ROOT / "config" / "grafana" / "express-dashboard.json"

@@ -18,10 +18,10 @@ import sys
 
 import pytest
 
-from express.config import HttpSettings, Settings
-from express.engine import Engine
+from express.engine.machine import Engine
 from express.http import HttpServer
-from express.registry import Registry
+from express.serve.config import HttpSettings, Settings
+from express.serve.registry import Registry
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 DOCKERFILE = ROOT / "Dockerfile"
@@ -178,6 +178,6 @@ def test_dockerignore_keeps_everything_the_dockerfile_copies() -> None:
     assert sources, "the Dockerfile copies nothing from the context?"
     kept = [path.relative_to(ROOT).as_posix() for src in sources for path in [ROOT / src, *(ROOT / src).rglob("*")]
             if path.is_file() and "__pycache__" not in path.parts]
-    assert "express/cli.py" in kept and "config/express.toml" in kept and "pyproject.toml" in kept
+    assert "express/serve/cli.py" in kept and "config/express.toml" in kept and "pyproject.toml" in kept
     dropped = [path for path in kept if _ignored(path, patterns)]
     assert not dropped, f"the Dockerfile copies these, but .dockerignore leaves them out: {dropped}"

@@ -31,11 +31,11 @@ def test_import_express_loads_no_serving_library() -> None:
 
 def test_running_machines_with_a_recorder_of_ones_own_loads_no_serving_library() -> None:
     # retries, catches, tasks, logging, usage records and metrics all on, through a recorder that is
-    # not express.metrics: the engine needs nothing but the MetricsRecorder protocol
+    # not express.observe.metrics: the engine needs nothing but the MetricsRecorder protocol
     body = """
         import asyncio
         from express import Engine, VirtualClock
-        from express.sinks import MemorySink
+        from express.observe.sinks import MemorySink
 
         class Series:
             def __init__(self):

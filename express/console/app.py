@@ -330,7 +330,7 @@ def _logging(entry: Any) -> dict[str, Any]:
 def validate_text(body: bytes | str) -> dict[str, Any]:
     """Definition text -> ``{"valid", "problems": [{pointer, code, message, node}], "graph"}``;
     the graph is drawn even when there are problems, as far as the definition allows."""
-    from express.validation import validate
+    from express.asl.validation import validate
 
     text = body.decode("utf-8", "replace") if isinstance(body, (bytes, bytearray)) else body
     if not text.strip():

@@ -31,7 +31,7 @@ from typing import Any
 
 import orjson
 
-from express.history import LoggingConfig
+from express.engine.history import LoggingConfig
 
 DEFAULT_SIZE = 100
 DEFAULT_FAILED_SIZE = 100
@@ -58,7 +58,7 @@ _DATA_KEYS = ("input", "output")
 Entry = tuple[int, Any, Any, Any]  # (id, machine, result, EventLog, TraceLog or None)
 Rings = tuple[deque[Entry], deque[Entry], deque[float]]  # (succeeded, failed, recent durations)
 
-# The trace's wrappers are the event log's (express.history.LoggedState), at "ALL" so that the
+# The trace's wrappers are the event log's (express.engine.history.LoggedState), at "ALL" so that the
 # states add their own failure events; its records() and lines() are empty, so a log sink gets
 # nothing from it: the machine's level stays OFF for everything but the console.
 _TRACE_CONFIG = LoggingConfig("ALL", False)
@@ -68,7 +68,7 @@ _DATA_DETAIL_KEYS = ("input", "output")
 class TracedState:
     """Wraps a compiled state of a machine whose logging is OFF to mark its Entered/Exited in the
     execution's :class:`TraceLog`: no data, no dict made per step (unlike the event log's
-    :class:`express.history.LoggedState`)."""
+    :class:`express.engine.history.LoggedState`)."""
 
     __slots__ = ("inner", "name", "is_async", "type", "entered", "exited", "details")
 

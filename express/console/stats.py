@@ -1,7 +1,7 @@
 """Live counters per machine for the console, from the same data as ``/metrics``.
 
-:class:`LiveCounters` flushes :data:`express.metrics.RECORDER` and reads the ``express_executions``
-and ``express_execution_duration_seconds`` families from :data:`express.metrics.REGISTRY` (or
+:class:`LiveCounters` flushes :data:`express.observe.metrics.RECORDER` and reads the ``express_executions``
+and ``express_execution_duration_seconds`` families from :data:`express.observe.metrics.REGISTRY` (or
 the multi-process collector, as ``/metrics`` does). It keeps earlier snapshots of the totals to
 turn them into rates and a recent p99 over a sliding window: nothing is computed unless the
 console asks.
@@ -31,7 +31,7 @@ def read_totals() -> dict[str, _Totals] | None:
     try:
         from prometheus_client import CollectorRegistry
 
-        from express.metrics import RECORDER, REGISTRY, multiprocess_dir
+        from express.observe.metrics import RECORDER, REGISTRY, multiprocess_dir
     except ImportError:
         return None
     RECORDER.flush()

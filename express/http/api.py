@@ -25,15 +25,15 @@ from typing import Any, TypeVar
 
 import orjson
 
-from express.config import Settings
-from express.engine import Machine
-from express.errors import DefinitionError, Problem
+from express.asl.errors import DefinitionError, Problem
+from express.asl.limits import decode_refusal, input_refusal
+from express.asl.variable_references import VariableReferences, variable_references
+from express.engine.machine import Machine
 from express.http.names import NameConflict, NamesExhausted, NameTable, input_digest
 from express.http.teststate import TestStateInputError, run_test_state
-from express.limits import decode_refusal, input_refusal
-from express.registry import DEFAULT_ENCRYPTION, INLINE_COMPILE_BYTES, Entry, Registry
+from express.serve.config import Settings
+from express.serve.registry import DEFAULT_ENCRYPTION, INLINE_COMPILE_BYTES, Entry, Registry
 from express.store import MachineRecord, StoreError
-from express.variable_references import VariableReferences, variable_references
 
 MAX_INPUT_BYTES = 262_144
 MAX_DEFINITION_BYTES = 1_048_576
@@ -270,7 +270,7 @@ class ExecutionAbandoned(Exception):
 class _Metrics:
     def __init__(self) -> None:
         try:
-            from express import metrics
+            from express.observe import metrics
         except ImportError:  # prometheus_client is an optional dependency
             self.m = None
         else:
@@ -361,7 +361,7 @@ class StepFunctionsApi:
         if entry is None:
             raise ApiError("StateMachineDoesNotExist", f"State Machine Does Not Exist: '{_clip(arn)}'")
         if has_case:
-            from express.mocking import MockConfigError, case_entry
+            from express.testing.mocking import MockConfigError, case_entry
 
             try:
                 entry = case_entry(getattr(self.registry, "mock_config", None), entry, machine_arn, case)
@@ -436,7 +436,7 @@ class StepFunctionsApi:
             deep = decode_refusal(e)
             raise ApiError("InvalidExecutionInput",
                            f"Invalid State Machine Execution Input: '{deep[1] if deep else e}'") from None
-        # nested deeper than can be written, or an integer orjson made a float (express.limits)
+        # nested deeper than can be written, or an integer orjson made a float (express.asl.limits)
         refused = input_refusal(input_text, value)
         if refused is not None:
             raise ApiError("InvalidExecutionInput", f"Invalid State Machine Execution Input: '{refused[1]}'")

@@ -32,20 +32,20 @@ from typing import Any
 
 import orjson
 
-from express.config import Settings
 from express.http.api import TARGET_PREFIX, ApiError, StepFunctionsApi
 from express.http.auth import AuthError, SigV4Verifier
 from express.http.names import NameTable
 from express.http.protocol import HttpConnection, Limits, Request, Response
 from express.http.routing import ROUTED_OPERATIONS, NameRouter, RoutingError
-from express.registry import Registry
+from express.serve.config import Settings
+from express.serve.registry import Registry
 
 JSON_CT = "application/x-amz-json-1.0"
 SWEEP_INTERVAL_S = 1.0
 
 
 def log(message: str) -> None:
-    from express.logs import emit_message
+    from express.observe.logs import emit_message
 
     emit_message("http", message)
 
@@ -69,7 +69,7 @@ class HttpServer:
                  drain_timeout_s: float = 30.0, limits: Limits | None = None,
                  max_background: int = 10_000, max_machines: int = 10_000, reuse_port: bool | None = None) -> None:
         self.settings = settings
-        # SO_REUSEPORT: several worker processes listen on one port (express.supervisor)
+        # SO_REUSEPORT: several worker processes listen on one port (express.serve.supervisor)
         self.reuse_port = settings.http.reuse_port if reuse_port is None else reuse_port
         self.registry = registry
         self.host = host if host is not None else settings.http.host
@@ -219,7 +219,7 @@ class HttpServer:
         try:
             from prometheus_client import CONTENT_TYPE_LATEST
 
-            from express.metrics import exposition
+            from express.observe.metrics import exposition
         except ImportError:
             return self.error(404, "UnknownOperationException", "metrics need the prometheus-client package")
         return Response(200, exposition(), CONTENT_TYPE_LATEST)

@@ -47,17 +47,17 @@ from typing import Any
 
 import orjson
 
-from express import errors
-from express.clock import VirtualClock
-from express.engine import Engine
-from express.errors import ASLError, DefinitionError, ExecutionTimedOut, PathMissing
-from express.frame import Execution, Frame
+from express.asl import errors
+from express.asl.errors import ASLError, DefinitionError, ExecutionTimedOut, PathMissing
+from express.asl.jsonpath import compile_getter
+from express.asl.limits import MAX_DEPTH, deeper_than, too_deep_message, unwritable
+from express.asl.timestamps import format_timestamp
+from express.asl.validation import validate
+from express.engine.clock import VirtualClock
+from express.engine.frame import Execution, Frame
+from express.engine.machine import Engine
+from express.engine.states import PassState, TaskState, invalid_path
 from express.http import mock_validation
-from express.jsonpath import compile_getter
-from express.limits import MAX_DEPTH, deeper_than, too_deep_message, unwritable
-from express.states import PassState, TaskState, invalid_path
-from express.timestamps import format_timestamp
-from express.validation import validate
 
 TEST_STATE = "TestState"
 # $$.State.Name in TestState's context object, whatever the state is called (AWS-recorded).
@@ -95,7 +95,7 @@ def _refuse(message: str, code: str = "ValidationException") -> TestStateInputEr
 def _dumps(value: Any) -> str:
     try:
         return orjson.dumps(value, default=str).decode()
-    except orjson.JSONEncodeError as e:  # nested too deeply (express.limits): the state fails
+    except orjson.JSONEncodeError as e:  # nested too deeply (express.asl.limits): the state fails
         raise unwritable(value, "a value the state built", e) from None
 
 
@@ -503,7 +503,7 @@ def _unreachable(event: Any) -> Any:
 
 
 def _check_nesting(input_value: Any, variables: dict[str, Any] | None) -> None:
-    """The input door: nothing nested deeper than can be written (express.limits)."""
+    """The input door: nothing nested deeper than can be written (express.asl.limits)."""
     if deeper_than(input_value, MAX_DEPTH):
         raise _refuse(f"Invalid State Machine Execution Input: '{too_deep_message(input_value, 'the input')}'",
                       "InvalidExecutionInput")

@@ -21,11 +21,11 @@ import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.partitioner import murmur2
 
-from express.config import Settings
 from express.kafka.admin import ensure_topics
 from express.kafka.broker import EmbeddedBroker
 from express.kafka.worker import KafkaWorker
-from express.registry import Registry
+from express.serve.config import Settings
+from express.serve.registry import Registry
 
 DEMO_PARTITIONS = 4
 _TRAILING_DIGITS = re.compile(r"(\d+)$")

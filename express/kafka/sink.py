@@ -1,4 +1,4 @@
-"""A sink (see :mod:`express.sinks`) that writes JSON-lines records to a Kafka topic: usage records
+"""A sink (see :mod:`express.observe.sinks`) that writes JSON-lines records to a Kafka topic: usage records
 to the metering topic, execution logs to a log topic.
 
 ``emit`` only enqueues (bounded; overflow is dropped and counted); one owned sender task packs
@@ -13,7 +13,7 @@ import contextlib
 from collections.abc import Iterable
 from typing import Any
 
-from express.metrics import LOG_RECORDS_DROPPED
+from express.observe.metrics import LOG_RECORDS_DROPPED
 
 
 class KafkaSink:

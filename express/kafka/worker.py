@@ -5,7 +5,7 @@ Flow (all on one event loop, nothing blocks it):
 
 * **fetch loop** (task): ``consumer.getmany(max_records=room)`` where ``room`` is what is left of
   ``kafka.max_in_flight``; the batch is dispatched in slices, the loop given back between them once
-  a slice of loop time is used up (:mod:`express.runner`). Machines whose definition has no
+  a slice of loop time is used up (:mod:`express.engine.runner`). Machines whose definition has no
   asynchronous state (no Wait, Task, Parallel/Map with such states) are run inline (the coroutine
   is driven by hand: no Task per record), and go on as a Task only if they give the loop back; the
   others get a Task.
@@ -31,7 +31,7 @@ Flow (all on one event loop, nothing blocks it):
 
 Dead letters: a record that cannot start an execution (value over
 ``engine.max_payload_bytes``, not JSON, unknown machine, nested too deeply or holding an integer
-out of range, see :mod:`express.limits`) is copied to ``T.dlq`` unchanged — same key, same value
+out of range, see :mod:`express.asl.limits`) is copied to ``T.dlq`` unchanged — same key, same value
 bytes, original headers — plus headers ``express-dlq-reason`` (``too-large`` | ``not-json`` |
 ``unknown-machine`` | ``too-deep`` | ``number-out-of-range``), ``express-dlq-detail``
 (human-readable), ``express-source-topic``, ``express-source-partition``,
@@ -61,13 +61,13 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListen
 from aiokafka.errors import ConsumerStoppedError, KafkaError
 from aiokafka.partitioner import murmur2
 
-from express.config import Settings
+from express.asl.limits import decode_refusal, refusal, suspect
+from express.engine.runner import Pace, give_back
 from express.kafka.admin import ensure_topics, partition_counts
-from express.limits import decode_refusal, refusal, suspect
-from express.runner import Pace, give_back
+from express.serve.config import Settings
 
 try:  # prometheus_client is an optional extra
-    from express import metrics as _metrics
+    from express.observe import metrics as _metrics
 except ImportError:  # pragma: no cover
     _metrics = None  # type: ignore[assignment]
 
@@ -82,7 +82,7 @@ _NO_HEADERS: list[tuple[str, bytes]] = []  # shared, never mutated
 
 
 def log(message: str) -> None:
-    from express.logs import emit_message
+    from express.observe.logs import emit_message
 
     emit_message("kafka", message)
 
@@ -386,7 +386,7 @@ class KafkaWorker:
                     consumer.seek(tp, records[0].offset)
                 return
             # In slices (one chunk each, in offset order, so commits stay ordered), giving the loop
-            # back between them once the slice of loop time is used up (express.runner).
+            # back between them once the slice of loop time is used up (express.engine.runner).
             pace = Pace()
             self._dispatching = True
             try:
@@ -494,7 +494,7 @@ class KafkaWorker:
                 yielded = coro.send(None)
             except StopIteration as done:
                 outcome(part, offset, rec.key, machine, done.value, len(value), chunk)
-            else:  # it gave the loop back (its slice was used up, see express.runner): a task goes on
+            else:  # it gave the loop back (its slice was used up, see express.engine.runner): a task goes on
                 if yielded is not None:  # suspended on a future, not at the engine's bare yield: start over
                     coro.close()
                     coro = None
@@ -514,7 +514,7 @@ class KafkaWorker:
                 return  # abandoned at shutdown: not written, not committed
             exc = t.exception()
             if exc is not None:  # the engine promises not to raise; never lose the record if it does
-                from express.engine import ExecutionResult
+                from express.engine.machine import ExecutionResult
 
                 now = time.time()
                 result = ExecutionResult("FAILED", None, "States.Runtime",

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from express.config import Settings
+from express.serve.config import Settings
 
 DEFAULT_FILE = "express.db"
 REDIS_NOT_IMPLEMENTED = ("[state] url: redis:// state stores are not implemented yet; use the default SQLite store "

@@ -13,10 +13,10 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
-from express.background import cancel_and_wait
-from express.engine import Machine
-from express.errors import DefinitionError
-from express.registry import Entry, Registry
+from express.asl.errors import DefinitionError
+from express.engine.machine import Machine
+from express.serve.background import cancel_and_wait
+from express.serve.registry import Entry, Registry
 from express.store import MachineRecord, MachineStore, StoreError
 
 POLL_INTERVAL_S = 0.15

@@ -11,10 +11,10 @@ import dataclasses
 import json
 from typing import Any
 
-from express.config import ConsoleSettings
 from express.console.ring import ExecutionRing
-from express.engine import Engine
-from express.registry import Registry
+from express.engine.machine import Engine
+from express.serve.config import ConsoleSettings
+from express.serve.registry import Registry
 from tests.http.httpsupport import ServerThread
 
 

@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 from consolesupport import ORDERS_EDGES, ORDERS_STATES, QUIET_MACHINES, ConsoleServer
 
-from express.config import Settings
 from express.console.ring import ExecutionRing
 from express.console.stats import LiveCounters, quantile
-from express.registry import Registry
+from express.serve.config import Settings
+from express.serve.registry import Registry
 
 
 @pytest.fixture(scope="module")
@@ -234,8 +234,8 @@ def test_registry_passes_the_recorder_to_the_engine(tmp_path: Any) -> None:
 
 
 async def test_the_service_gives_its_engine_a_ring(tmp_path: Any) -> None:
-    from express.config import HttpSettings
-    from express.service import Service
+    from express.serve.config import HttpSettings
+    from express.serve.service import Service
 
     settings = Settings(config_dir=str(tmp_path), http=HttpSettings(host="127.0.0.1", port=0))
     service = Service(settings, kafka=False)
@@ -295,8 +295,8 @@ def test_quantile() -> None:
 async def test_the_service_gives_the_console_a_generated_token(tmp_path: Any, capfd: Any) -> None:
     import aiohttp
 
-    from express.config import HttpSettings
-    from express.service import Service
+    from express.serve.config import HttpSettings
+    from express.serve.service import Service
 
     settings = Settings(config_dir=str(tmp_path), http=HttpSettings(host="127.0.0.1", port=0),
                         credentials={"AKIDEXAMPLE": "secret"})

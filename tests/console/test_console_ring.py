@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from express.console.ring import ExecutionRing, path_of, ring_from_env
-from express.engine import Engine, ExecutionResult
+from express.engine.machine import Engine, ExecutionResult
 
 
 class Boom(Exception):

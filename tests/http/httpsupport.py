@@ -24,10 +24,10 @@ import boto3
 import pytest
 from botocore.config import Config
 
-from express.config import EngineSettings, HttpSettings, Settings
-from express.engine import Engine
+from express.engine.machine import Engine
 from express.http import HttpServer
-from express.registry import Registry
+from express.serve.config import EngineSettings, HttpSettings, Settings
+from express.serve.registry import Registry
 from tests.support import serve, stop
 
 ACCOUNT = "000000000000"
@@ -119,12 +119,15 @@ class ServerThread:
         return asyncio.run_coroutine_threadsafe(self.server.stop(), self.loop)
 
     def stop(self) -> None:
-        if self.server is not None and not self.loop.is_closed():
+        if self.loop.is_closed():
+            return
+        if self.server is not None:
             self.stop_async().result(60)
+        if self._thread.is_alive():
             self.loop.call_soon_threadsafe(self.loop.stop)
             self._thread.join(10)
-            self.loop.close()
-            gc.collect()
+        self.loop.close()
+        gc.collect()
 
     def client(self, **kw: Any) -> Any:
         return make_client(self.url, **kw)

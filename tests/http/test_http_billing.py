@@ -11,9 +11,9 @@ import orjson
 import pytest
 from httpsupport import ServerThread, arn, running
 
-from express.engine import Engine
-from express.registry import Registry
-from express.sinks import MemorySink
+from express.engine.machine import Engine
+from express.observe.sinks import MemorySink
+from express.serve.registry import Registry
 from tests.support import MAP_OF_PARALLELS, MB, aws_billing
 
 

@@ -1,4 +1,4 @@
-"""What the HTTP API refuses as input (express.limits), through boto3 and aiohttp against the real
+"""What the HTTP API refuses as input (express.asl.limits), through boto3 and aiohttp against the real
 server: input nested deeper than can be written, integers orjson would turn into floats, and
 definitions nested deeper than Python's parser reads. Never a 5xx."""
 from __future__ import annotations
@@ -13,8 +13,8 @@ import pytest
 from botocore.exceptions import ClientError
 from httpsupport import ServerThread, arn, running, sfn_fixture  # noqa: F401 - fixtures
 
-from express.limits import MAX_DEPTH
-from express.registry import Registry
+from express.asl.limits import MAX_DEPTH
+from express.serve.registry import Registry
 
 ECHO = {"StartAt": "P", "States": {"P": {"Type": "Pass", "End": True}}}
 # the result {"x": {"y": input}} written two levels down: the output nests 4 levels more than the input

@@ -12,7 +12,7 @@ from httpsupport import ServerThread, arn
 from prometheus_client.parser import text_string_to_metric_families
 
 import express
-from express.engine import Engine
+from express.engine.machine import Engine
 
 Key = tuple[str, frozenset[tuple[str, str]]]
 

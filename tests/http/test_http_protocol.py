@@ -209,7 +209,7 @@ def test_readyz_is_503_while_draining_and_running_requests_finish() -> None:
         with pytest.raises(OSError):
             socket.create_connection(("127.0.0.1", server.port), timeout=1).close()
     finally:
-        server.loop.call_soon_threadsafe(server.loop.stop)
+        server.stop()
 
 
 def test_start_and_stop_are_idempotent(server: ServerThread) -> None:

@@ -11,8 +11,8 @@ import aiohttp
 import pytest
 from httpsupport import ServerThread, arn
 
-from express.engine import Engine
-from express.registry import Registry
+from express.engine.machine import Engine
+from express.serve.registry import Registry
 
 HEADERS = {"Content-Type": "application/x-amz-json-1.0", "X-Amz-Target": "AWSStepFunctions.StartSyncExecution"}
 SPIN = {"StartAt": "C", "States": {

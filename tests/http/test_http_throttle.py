@@ -13,9 +13,9 @@ from typing import Any
 import aiohttp
 from httpsupport import PASS, ServerThread, arn, replace_settings
 
-from express.engine import Engine
+from express.engine.machine import Engine
 from express.http.names import RECORD_OVERHEAD_BYTES
-from express.registry import Registry
+from express.serve.registry import Registry
 
 HEADERS = {"Content-Type": "application/x-amz-json-1.0", "X-Amz-Target": "AWSStepFunctions.StartSyncExecution"}
 GATED = {"StartAt": "G", "States": {"G": {"Type": "Task", "Resource": "gate", "End": True}}}

@@ -11,8 +11,8 @@ from botocore.exceptions import ClientError
 from httpsupport import ServerThread, running, sfn_fixture  # noqa: F401 - fixtures
 
 # Imported here, on pytest's main thread, which outlives every server thread: jsonatapy crashes
-# (SIGSEGV in compile) once express.jsonata was first imported and used on a thread that has ended.
-import express.jsonata  # noqa: F401,E402
+# (SIGSEGV in compile) once express.asl.jsonata was first imported and used on a thread that has ended.
+import express.asl.jsonata  # noqa: F401,E402
 
 ROLE = "arn:aws:iam::123456789012:role/tester"
 SUCCEED = {"Type": "Succeed"}

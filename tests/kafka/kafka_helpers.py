@@ -17,13 +17,13 @@ from typing import Any
 import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from express.clock import RealClock
-from express.config import load_settings
-from express.engine import Engine
+from express.engine.clock import RealClock
+from express.engine.machine import Engine
 from express.kafka.admin import ensure_topics
 from express.kafka.demo import produce
 from express.kafka.worker import KafkaWorker
-from express.registry import Registry
+from express.serve.config import load_settings
+from express.serve.registry import Registry
 
 PARTITIONS = 4
 SHORT_GROUP = {"session_timeout_ms": 2000, "heartbeat_interval_ms": 300, "commit_interval_ms": 100,

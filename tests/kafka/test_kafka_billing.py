@@ -7,10 +7,10 @@ from typing import Any
 import orjson
 from kafka_helpers import Outcomes, create_topics, running_worker, send, unique, write_config
 
-from express.config import load_settings
-from express.engine import Engine
-from express.registry import Registry
-from express.sinks import MemorySink
+from express.engine.machine import Engine
+from express.observe.sinks import MemorySink
+from express.serve.config import load_settings
+from express.serve.registry import Registry
 from tests.support import MAP_OF_PARALLELS, aws_billing
 
 

@@ -14,7 +14,7 @@ from kafka_helpers import Outcomes, create_topics, send, source_offsets, unique,
 
 def serve_command(config: pathlib.Path, bootstrap: str) -> list[str]:
     script = pathlib.Path(sys.executable).parent / "express"
-    base = [str(script)] if script.exists() else [sys.executable, "-m", "express.cli"]
+    base = [str(script)] if script.exists() else [sys.executable, "-m", "express"]
     return [*base, "serve", "--config", str(config), "--bootstrap", bootstrap, "--no-http", "--workers", "1"]
 
 

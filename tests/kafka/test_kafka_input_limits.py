@@ -1,4 +1,4 @@
-"""What the Kafka worker dead-letters as input (express.limits), against the real broker: records
+"""What the Kafka worker dead-letters as input (express.asl.limits), against the real broker: records
 nested deeper than can be written (reason ``too-deep``) and integers orjson would turn into floats
 (``number-out-of-range``); the records around them run as usual."""
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 import orjson
 from kafka_helpers import Outcomes, committed, create_topics, make, running_worker, send_with_headers, unique
 
-from express.limits import MAX_DEPTH
+from express.asl.limits import MAX_DEPTH
 
 ECHO = {"StartAt": "P", "States": {"P": {"Type": "Pass", "End": True}}}
 WRAP = {"StartAt": "P", "States": {"P": {"Type": "Pass", "Parameters": {"x.$": "$"}, "End": True}}}

@@ -220,8 +220,8 @@ def test_execution_names_stay_within_80_characters():
 async def test_demo_runs_against_the_broker(bootstrap, capsys):
     import pathlib
 
-    from express.config import load_settings
     from express.kafka.demo import run_demo
+    from express.serve.config import load_settings
 
     config = pathlib.Path(__file__).resolve().parents[2] / "config"
     settings = with_kafka(load_settings(config, env={}), session_timeout_ms=2000, heartbeat_interval_ms=300)
