@@ -11,24 +11,22 @@ from express.asl import errors, jsonpath, payload
 from express.asl.errors import ASLError, PathMissing, Problem
 from express.asl.limits import MAX_DEPTH
 from express.asl.timestamps import parse_timestamp
-from express.engine.frame import Frame
 from express.engine import tasks
+from express.engine.branches import ParallelState
+from express.engine.dataflow import Dataflow, _discard, invalid_path
+from express.engine.frame import Frame
+from express.engine.map_state import MapState
 from express.engine.runner import Block
 from express.engine.states import (
     Catcher,
     ChoiceState,
-    Dataflow,
     FailState,
-    MapState,
-    ParallelState,
     PassState,
     Retrier,
     State,
     SucceedState,
     TaskState,
     WaitState,
-    _discard,
-    invalid_path,
 )
 
 JSONATA = "JSONata"
@@ -62,8 +60,10 @@ def jsonata_template(value: Any, field: str, where: str) -> Callable[[dict[str, 
 class Compiler:
     def __init__(self, functions: dict[str, Callable[..., Any]], tracks_context: bool,
                  query_language: str, logged: bool | Callable[[Any], Any] = False,
-                 mocked: dict[str, tasks.Invoker] | None = None) -> None:
+                 mocked: dict[str, tasks.Invoker] | None = None,
+                 integrations: tasks.ResourceProvider | None = None) -> None:
         self.functions = functions
+        self.integrations = integrations  # runs the resources no function is bound to
         # Task state name -> the invoker that replaces its Resource (express.testing.mocking); a mocked
         # state's Resource is never bound, so it need not be callable here.
         self.mocked = mocked or {}
@@ -461,7 +461,7 @@ class Compiler:
             self.mocked_found.add(name)
         else:
             try:
-                invoke = tasks.build_invoker(resource, self.functions)
+                invoke = tasks.build_invoker(resource, self.functions, self.integrations)
             except ValueError as e:
                 if not tasks.recognized(resource):
                     raise CompileFailed(where + "/Resource", tasks.not_recognized_message(resource)) from None

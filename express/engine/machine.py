@@ -1,6 +1,7 @@
 """The public engine: ``Engine.compile(definition) -> Machine``; ``await machine.execute(input)``."""
 from __future__ import annotations
 
+import importlib
 import itertools
 import time
 import uuid
@@ -20,6 +21,7 @@ from express.engine.compiler import JSONPATH, Compiler
 from express.engine.frame import Execution, Frame
 from express.engine.history import EventLog, LoggingConfig
 from express.engine.runner import Block, Suspended
+from express.engine.tasks import ResourceProvider
 from express.observe.metering import usage_record
 from express.observe.sinks import Sink
 
@@ -109,8 +111,12 @@ class Engine:
                  region: str = "us-east-1", account: str = "000000000000",
                  metrics: MetricsRecorder | bool | None = None,
                  usage_sink: Sink | None = None, log_sink: Sink | None = None,
-                 prices: Prices | None = None, recorder: Any = None) -> None:
+                 prices: Prices | None = None, recorder: Any = None,
+                 integrations: ResourceProvider | bool = True) -> None:
         self.functions = dict(functions or {})
+        # Runs the Task resources no function is bound to (HTTP, AWS, Kafka, other machines): True
+        # makes the default express.integrations.Integrations on first need, False runs none.
+        self._integrations: ResourceProvider | bool = integrations
         if isinstance(metrics, bool):
             metrics = _default_metrics() if metrics else None
         self.metrics: MetricsRecorder | None = metrics
@@ -125,6 +131,15 @@ class Engine:
         self.max_payload_bytes = int(max_payload_bytes)
         self.region = region
         self.account = account
+
+    @property
+    def integrations(self) -> ResourceProvider | None:
+        """The provider of service integrations this engine compiles Tasks against, or None."""
+        if self._integrations is True:
+            # the integrations layer sits above the engine: imported by name, and only when asked for
+            self._integrations = importlib.import_module("express.integrations").Integrations()
+        provider = self._integrations
+        return None if isinstance(provider, bool) else provider
 
     def _trace_log(self) -> Any:
         """For machines whose logging is OFF: the recorder's ``trace_log(clock, machine name)``, which
@@ -172,7 +187,8 @@ class Engine:
         # states that can fail, which log whenever the execution has an event log.
         mocked = {state: response.invoker(state) for state, response in mocks.items()} if mocks else None
         compiler = Compiler(self.functions, tracks_context, definition.get("QueryLanguage", JSONPATH),
-                            logged=log_config.level == "ALL", mocked=mocked)
+                            logged=log_config.level == "ALL", mocked=mocked,
+                            integrations=self.integrations)
         try:
             block = compiler.block(definition, "", compiler.top_language)
         except RecursionError:
@@ -190,7 +206,8 @@ class Engine:
             # logging OFF and a recorder that traces (the console): a second copy whose states
             # feed its light trace, run only for the executions the recorder samples
             traced = Compiler(self.functions, tracks_context, definition.get("QueryLanguage", JSONPATH),
-                              logged=self._traced_state(), mocked=mocked)
+                              logged=self._traced_state(), mocked=mocked,
+                              integrations=self.integrations)
             machine._traced_block = traced.block(definition, "", traced.top_language)
         return machine
 

@@ -1,14 +1,14 @@
 """Compiled states: each ASL state becomes an object whose ``step``/``astep`` does its whole job.
 
-Input/output processing (InputPath, Parameters, ResultSelector, ResultPath, OutputPath, or
-JSONata's Arguments/Output) is compiled into a :class:`Dataflow` of closures; a field that is
-absent costs nothing at run time. Errors raised while a state runs are ASLErrors; the state adds
+This module holds the base :class:`State`, retry and catch, and the states that run no branches (Pass,
+Succeed, Fail, Choice, Wait, Task); Parallel is in :mod:`express.engine.branches`, Map in
+:mod:`express.engine.map_state`, input/output processing in :mod:`express.engine.dataflow` (compiled
+closures: a field that is absent costs nothing at run time). Errors raised while a state runs are ASLErrors; the state adds
 AWS's "An error occurred while executing the state ..." prefix to the engine's own runtime errors
 before its Retry and Catch see them.
 """
 from __future__ import annotations
 
-import asyncio
 import functools
 import random
 from collections.abc import Callable
@@ -17,182 +17,26 @@ from typing import Any
 import orjson
 
 from express.asl import errors
-from express.asl.errors import ASLError, ExecutionTimedOut, PathMissing
-from express.asl.jsonpath import parse_path
-from express.asl.limits import MAX_DEPTH, deeper_than, json_size, written_too_deep
+from express.asl.errors import ASLError, PathMissing
+from express.asl.limits import MAX_DEPTH
+from express.engine.dataflow import (
+    Dataflow,
+    Fn,
+    _discard,
+    _path_depth,
+    apply_assign,
+    grow,
+    invalid_path,
+    locate,
+    measured,
+    payload_size,
+    remeasure,
+    written_size,
+)
 from express.engine.frame import Frame
 from express.engine.runner import (
-    FIRST_RUNS,
-    TURNS,
-    Block,
-    Pace,
-    Suspended,
-    check_deadline,
-    give_back,
     sleep_within_deadline,
 )
-
-Fn = Callable[[Any, Frame], Any]
-MAX_PAYLOAD_BYTES = 256 * 1024
-
-
-def locate(e: ASLError, name: str, event_id: int) -> None:
-    if not e.located:
-        e.located = True
-        if e.error in errors.LOCATED_ERRORS:
-            e.cause = (
-                f"An error occurred while executing the state '{name}' "
-                f"(entered at the event id #{event_id}). {e.cause or ''}"
-            ).rstrip()
-
-
-def invalid_path(e: PathMissing) -> ASLError:
-    return ASLError(errors.RUNTIME, f"Invalid path '{e.path}' : {e.detail}")
-
-
-def payload_size(value: Any) -> int:
-    """Bytes of ``value`` as JSON. Measured one level down, so that orjson itself refuses a value
-    nested deeper than MAX_DEPTH: that, or an integer it cannot write, fails with States.Runtime
-    (express.asl.limits)."""
-    try:
-        return len(orjson.dumps([value])) - 2
-    except TypeError:
-        return json_size(value, "a value the state built")
-
-
-def written_size(value: Any, depth: int) -> int:
-    """payload_size of a result a ResultPath writes ``depth`` levels down into the state's data:
-    measured that much deeper again, so that the data it lands in nests at most MAX_DEPTH levels."""
-    if depth == 1:  # the common "$.key"
-        box = [[value]]
-    elif depth == 2:
-        box = [[[value]]]
-    else:
-        box = [value]
-        for _ in range(depth):
-            box = [box]
-    try:
-        return len(orjson.dumps(box)) - 2 * depth - 2
-    except TypeError:
-        size = json_size(value, "the state's result")  # raises when it cannot be written at all
-        if deeper_than(value, MAX_DEPTH - depth):
-            raise written_too_deep(value, depth) from None
-        return size
-
-
-def too_large(name: str) -> ASLError:
-    return ASLError(
-        errors.DATA_LIMIT_EXCEEDED,
-        f"The state/task '{name}' returned a result with a size exceeding the maximum number of bytes "
-        "service limit.",
-        located=True,
-    )
-
-
-def remeasure(frame: Frame, name: str, data: Any) -> None:
-    """The bound passed the limit: measure the payload itself; fail if it really is too large."""
-    size = payload_size(data)
-    if size > frame.execution.limit:
-        raise too_large(name)
-    frame.size = size
-
-
-def grow(frame: Frame, name: str, out: Any, added: int) -> None:
-    size = frame.size + added
-    if size > frame.execution.limit:
-        remeasure(frame, name, out)
-    else:
-        frame.size = size
-
-
-def measured(frame: Frame, name: str, out: Any) -> None:
-    size = payload_size(out)
-    if size > frame.execution.limit:
-        raise too_large(name)
-    frame.size = size
-
-
-# --------------------------------------------------------------------------- dataflow
-
-
-class Dataflow:
-    """The path/template fields of one state, compiled. Query-language specific builders fill
-    these closures; ``None`` means the field is absent (identity)."""
-
-    __slots__ = ("input_path", "parameters", "result_selector", "result_path", "output_path",
-                 "assign", "jsonata", "arguments", "output")
-
-    def __init__(self) -> None:
-        self.input_path: Fn | None = None
-        self.parameters: Fn | None = None
-        self.result_selector: Fn | None = None
-        self.result_path: Callable[[Any, Any], Any] | None = None  # (raw, result) -> data
-        self.output_path: Fn | None = None
-        # Assign: (result_or_input, frame, states_for_jsonata) -> dict of new variables
-        self.assign: Callable[[Any, Frame, Any], dict[str, Any]] | None = None
-        self.jsonata = False
-        self.arguments: Callable[[dict[str, Any], Frame], Any] | None = None
-        self.output: Callable[[dict[str, Any], Frame], Any] | None = None
-
-    # JSONPath: raw -> effective input
-    def effective_input(self, raw: Any, frame: Frame) -> Any:
-        data = raw
-        if self.input_path is not None:
-            data = self.input_path(data, frame)
-        if self.parameters is not None:
-            data = self.parameters(data, frame)
-        return data
-
-    def states_binding(self, raw: Any, frame: Frame) -> dict[str, Any]:
-        return {"input": raw, "context": frame.context_object()}
-
-
-def _path_depth(path: Any) -> int:
-    try:
-        return len(parse_path(path).segments) if isinstance(path, str) else 0
-    except ValueError:
-        return 0
-
-
-def _discard(raw: Any, result: Any) -> Any:
-    """ResultPath: null — the result is dropped and the state's input passes through."""
-    return raw
-
-
-MAX_VARIABLE_BYTES = 256 * 1024
-MAX_ASSIGN_BYTES = 256 * 1024
-MAX_VARIABLES_BYTES_PER_EXECUTION = 10 * 1024 * 1024
-
-
-def apply_assign(frame: Frame, new_vars: dict[str, Any]) -> None:
-    """Store an Assign's values, within AWS's limits: 256 KiB per variable and per Assign, and
-    10 MiB for all variables a scope can see (its own and those of the scopes around it)."""
-    if not new_vars:
-        return
-    total = 0
-    delta = 0
-    old_vars = frame.vars
-    for name, value in new_vars.items():
-        size = payload_size(value)
-        if size > MAX_VARIABLE_BYTES:
-            raise ASLError(errors.DATA_LIMIT_EXCEEDED,
-                           f"The variable '{name}' has a size of {size} bytes, exceeding the maximum of "
-                           f"{MAX_VARIABLE_BYTES} bytes.", located=True)
-        total += size
-        delta += size - (payload_size(old_vars[name]) if name in old_vars else 0)
-    if total > MAX_ASSIGN_BYTES:
-        raise ASLError(errors.DATA_LIMIT_EXCEEDED,
-                       f"The assigned variables have a total size of {total} bytes, exceeding the maximum of "
-                       f"{MAX_ASSIGN_BYTES} bytes for one Assign.", located=True)
-    if frame.var_bytes + delta > MAX_VARIABLES_BYTES_PER_EXECUTION:
-        raise ASLError(errors.DATA_LIMIT_EXCEEDED,
-                       f"The variables of the execution would have a total size of {frame.var_bytes + delta} "
-                       f"bytes, exceeding the maximum of {MAX_VARIABLES_BYTES_PER_EXECUTION} bytes.", located=True)
-    frame.var_bytes += delta
-    old_vars.update(new_vars)
-
-
-# --------------------------------------------------------------------------- retry / catch
 
 
 class Retrier:
@@ -627,6 +471,8 @@ class TaskState(RecoverableState):
         self.resource = spec.get("Resource", "")
         self.timeout = timeout
         self.credentials = credentials
+        # an integration that acts with the Task's Credentials (e.g. assumes its RoleArn) gets them
+        self.takes_credentials = bool(getattr(invoke, "takes_credentials", False))
 
     async def attempt(self, frame: Frame, raw: Any, entered: int) -> Any:
         flow = self.flow
@@ -644,21 +490,24 @@ class TaskState(RecoverableState):
                 raw_eff = raw
             eff = flow.parameters(raw_eff, frame) if flow.parameters is not None else raw_eff
             timeout = self.timeout(raw, frame, None)
+        invoke: Callable[..., Any] = self.invoke
         if self.credentials is not None:
-            self.credentials(raw, frame)
+            credentials = self.credentials(raw, frame)
+            if self.takes_credentials:
+                invoke = functools.partial(invoke, credentials=credentials)
         log = ex.log
         if log is not None:
-            result = await self._logged_invoke(log, eff, frame, timeout)
+            result = await self._logged_invoke(log, invoke, eff, frame, timeout)
         elif ex.metrics:
             started = ex.clock.now()
             try:
-                result = await self.invoke(eff, frame, timeout)
+                result = await invoke(eff, frame, timeout)
             except ASLError as e:
                 ex.metrics.task(ex.machine_name, ex.clock.now() - started, self.resource, e.error)
                 raise
             ex.metrics.task(ex.machine_name, ex.clock.now() - started, self.resource)
         else:
-            result = await self.invoke(eff, frame, timeout)
+            result = await invoke(eff, frame, timeout)
         if flow.jsonata:
             return self.finish(frame, raw, result, result)
         if flow.result_selector is not None:
@@ -666,14 +515,14 @@ class TaskState(RecoverableState):
         return self.finish(frame, raw, result, result)
 
 
-    async def _logged_invoke(self, log: Any, eff: Any, frame: Frame, timeout: float | None) -> Any:
+    async def _logged_invoke(self, log: Any, invoke: Any, eff: Any, frame: Frame, timeout: float | None) -> Any:
         resource = self.resource
         log.add("LambdaFunctionScheduled", {"resource": resource, "input": eff,
                                             **({"timeoutInSeconds": int(timeout)} if timeout else {})})
         log.add("LambdaFunctionStarted", {})
         started = frame.execution.clock.now()
         try:
-            result = await self.invoke(eff, frame, timeout)
+            result = await invoke(eff, frame, timeout)
         except ASLError as e:
             kind = "LambdaFunctionTimedOut" if e.error == errors.TIMEOUT else "LambdaFunctionFailed"
             log.add(kind, {"error": e.error, "cause": e.cause})
@@ -686,264 +535,3 @@ class TaskState(RecoverableState):
                                          self.resource)
         log.add("LambdaFunctionSucceeded", {"output": result})
         return result
-
-
-class ParallelState(RecoverableState):
-    attempt_events = 0
-
-    def __init__(self, name: str, spec: dict[str, Any], flow: Dataflow,
-                 retriers: list[Retrier], catchers: list[Catcher], branches: list[Block]) -> None:
-        super().__init__(name, spec, flow, retriers, catchers)
-        self.branches = branches
-        self.inner_async = any(b.is_async for b in branches)
-
-    async def attempt(self, frame: Frame, raw: Any, entered: int) -> Any:
-        flow = self.flow
-        ex = frame.execution
-        ex.event_id += 1  # ParallelStateStarted
-        ex.parallel_steps += 1
-        if ex.log is not None:
-            ex.log.add("ParallelStateStarted", {})
-        if flow.jsonata:
-            states = flow.states_binding(raw, frame)
-            eff = flow.arguments(states, frame) if flow.arguments is not None else raw
-        else:
-            eff = flow.effective_input(raw, frame)
-        size = frame.size if eff is raw else payload_size(eff)
-        if not self.inner_async:
-            results = []
-            left, pace = FIRST_RUNS, None
-            for b in self.branches:
-                scope = inner_frame(frame, size)
-                try:
-                    results.append(b.run_sync(scope, eff))
-                except Suspended as s:  # its slice of the loop is used up: on in the yielding runner
-                    results.append(await b.resume(scope, s))
-                left -= 1
-                if not left:
-                    pace = pace or Pace(FIRST_RUNS)
-                    left = await paced(ex, pace)
-        else:
-            jobs: list[Callable[[], Any]] = [
-                functools.partial(b.run, inner_frame(frame, size), eff) for b in self.branches]
-            results = await run_concurrently(jobs, 0)
-        ex.event_id += 1  # ParallelStateSucceeded
-        if ex.log is not None:
-            ex.log.add("ParallelStateSucceeded", {})
-        if not flow.jsonata and flow.result_selector is not None:
-            results = flow.result_selector(results, frame)
-        return self.finish(frame, raw, results, results)
-
-
-async def paced(ex: Any, pace: Pace) -> int:
-    """A checkpoint between two batches of synchronous runs (branches, iterations): enforces the
-    deadline, gives the loop back if the slice is used up; returns the next batch's size."""
-    if pace.checkpoint(check_deadline(ex)):
-        await give_back(ex)
-    return pace.size
-
-
-def inner_frame(frame: Frame, size: int, isolated: bool = False) -> Frame:
-    """A Parallel branch's or Map iteration's scope: it reads the outer variables (a copy, so its
-    own assignments stay inside), unless ``isolated`` (Distributed Map)."""
-    if isolated:
-        return Frame(frame.execution, {}, None, size)
-    inner = Frame(frame.execution, dict(frame.vars), None, size)
-    inner.var_bytes = frame.var_bytes
-    return inner
-
-
-def _size(value: Any, known: int) -> int:
-    """The size bound of an iteration's input: the parent's (``known``), or measured (-1)."""
-    return known if known >= 0 else payload_size(value)
-
-
-async def run_concurrently(jobs: list[Callable[[], Any]], limit: int) -> list[Any]:
-    """Run coroutine factories concurrently (at most ``limit`` at once, 0 = all); results in
-    order. The first failure cancels the rest and is raised as itself."""
-    if limit == 1:
-        return [await job() for job in jobs]
-    results: list[Any] = [None] * len(jobs)
-    sem = asyncio.Semaphore(limit) if 0 < limit < len(jobs) else None
-
-    async def one(i: int, job: Callable[[], Any]) -> None:
-        if sem is None:
-            results[i] = await job()
-        else:
-            async with sem:
-                results[i] = await job()
-
-    try:
-        async with asyncio.TaskGroup() as tg:
-            for i, job in enumerate(jobs):
-                tg.create_task(one(i, job))
-    except BaseExceptionGroup as group:
-        for exc in group.exceptions:
-            if isinstance(exc, ExecutionTimedOut):
-                raise exc from None
-        for exc in group.exceptions:
-            if isinstance(exc, ASLError):
-                raise exc from None
-        raise group.exceptions[0] from None
-    return results
-
-
-class MapState(RecoverableState):
-    attempt_events = 0
-
-    def __init__(self, name: str, spec: dict[str, Any], flow: Dataflow,
-                 retriers: list[Retrier], catchers: list[Catcher], processor: Block,
-                 items: Callable[[Any, Frame, Any], Any],
-                 item_selector: Callable[[Any, Frame, Any], Any] | None,
-                 max_concurrency: Callable[[Any, Frame, Any], int],
-                 tolerated: Callable[[Any, Frame, Any], tuple[float | None, int | None]],
-                 ) -> None:
-        super().__init__(name, spec, flow, retriers, catchers)
-        self.processor = processor
-        self.items = items
-        self.item_selector = item_selector
-        self.max_concurrency = max_concurrency
-        self.tolerated = tolerated
-        proc = spec.get("ItemProcessor") or {}
-        self.distributed = isinstance(proc, dict) and (proc.get("ProcessorConfig") or {}).get("Mode") == "DISTRIBUTED"
-
-    async def attempt(self, frame: Frame, raw: Any, entered: int) -> Any:
-        flow = self.flow
-        ex = frame.execution
-        ex.event_id += 1  # MapStateStarted
-        ex.parallel_steps += 1
-        states = None
-        if flow.jsonata:
-            states = flow.states_binding(raw, frame)
-            eff = raw
-        else:
-            eff = raw if flow.input_path is None else flow.input_path(raw, frame)
-        items = self.items(eff, frame, states)
-        limit = self.max_concurrency(eff, frame, states)
-        pct, count = self.tolerated(eff, frame, states)
-        # Items are parts of the state's input, so its size bounds theirs; selected items are new data.
-        selector = self.item_selector
-        item_size = frame.size if selector is None else -1
-        left, pace = FIRST_RUNS, None
-        if selector is None:
-            inputs = list(items)
-        else:
-            inputs = []
-            for i, item in enumerate(items):
-                sel_frame = Frame(ex, frame.vars, {"Index": i, "Value": item})
-                sel_frame.state_name = frame.state_name
-                sel_frame.entered_at = frame.entered_at
-                sel_frame.retry_count = frame.retry_count
-                inputs.append(selector(eff, sel_frame, states))
-                left -= 1
-                if not left:
-                    pace = pace or Pace(FIRST_RUNS)
-                    left = await paced(ex, pace)
-        processor = self.processor
-        if ex.log is not None:
-            ex.log.add("MapStateStarted", {"length": len(inputs)})
-            results = await self._logged_iterations(frame, inputs, limit, pct, count, item_size)
-        elif pct is None and count is None:
-            if not processor.is_async:
-                results = []
-                # nothing in the iterations writes variables: they can share one scope
-                shared = None if processor.assigns else inner_frame(frame, 0, self.distributed)
-                lo, n, batch = 0, len(inputs), left
-                while lo < n:
-                    for v in inputs if lo == 0 and batch >= n else inputs[lo:lo + batch]:
-                        ex.event_id += 1  # MapIterationStarted
-                        if shared is None:
-                            scope = inner_frame(frame, _size(v, item_size), self.distributed)
-                        else:
-                            scope = shared
-                            shared.size = item_size if item_size >= 0 else payload_size(v)
-                        try:
-                            results.append(processor.run_sync(scope, v))
-                        except Suspended as s:  # its slice of the loop is used up: on in the yielding runner
-                            results.append(await processor.resume(scope, s))
-                        ex.event_id += 1  # MapIterationSucceeded
-                    lo += batch
-                    if lo < n:
-                        pace = pace or Pace(batch)
-                        batch = await paced(ex, pace)
-            else:
-                jobs: list[Callable[[], Any]] = [functools.partial(self._iteration, frame, v, item_size) for v in inputs]
-                results = await run_concurrently(jobs, min(limit, 40) if limit else 40)
-        else:
-            results = await self._tolerant(frame, inputs, limit, pct, count, item_size)
-        ex.event_id += 1  # MapStateSucceeded
-        if ex.log is not None:
-            ex.log.add("MapStateSucceeded", {})
-        if not flow.jsonata and flow.result_selector is not None:
-            results = flow.result_selector(results, frame)
-        return self.finish(frame, raw, results, results)
-
-    async def _logged_iterations(self, frame: Frame, inputs: list[Any], limit: int, pct: float | None,
-                                 count: int | None, item_size: int) -> list[Any]:
-        log = frame.execution.log
-
-        async def one(index: int, value: Any) -> Any:
-            log.add("MapIterationStarted", {"index": index, "name": self.name})
-            try:
-                out = await self._iteration(frame, value, item_size)
-            except ASLError as e:
-                log.add("MapIterationFailed", {"index": index, "name": self.name, "error": e.error,
-                                               "cause": e.cause})
-                raise
-            log.add("MapIterationSucceeded", {"index": index, "name": self.name})
-            return out
-
-        if pct is not None or count is not None:
-            return await self._tolerant(frame, inputs, limit, pct, count, item_size)
-        jobs: list[Callable[[], Any]] = [functools.partial(one, i, v) for i, v in enumerate(inputs)]
-        return await run_concurrently(jobs, min(limit, 40) if limit else 40)
-
-    async def _iteration(self, frame: Frame, value: Any, size: int) -> Any:
-        ex = frame.execution
-        # Iterations run as tasks, many ready at once: each starts within the slice or waits its turn.
-        now = check_deadline(ex)
-        if now >= TURNS.until and TURNS.must_wait(now):
-            await give_back(ex)
-        ex.event_id += 1
-        processor = self.processor
-        scope = inner_frame(frame, _size(value, size), self.distributed)
-        if processor.is_async:
-            out = await processor.run(scope, value)
-        else:
-            try:
-                out = processor.run_sync(scope, value)
-            except Suspended as s:  # its slice of the loop is used up: on in the yielding runner
-                out = await processor.resume(scope, s)
-        ex.event_id += 1
-        return out
-
-    async def _tolerant(self, frame: Frame, inputs: list[Any], limit: int,
-                        pct: float | None, count: int | None, item_size: int) -> list[Any]:
-        failures = 0
-        results: list[Any] = [None] * len(inputs)
-        last: ASLError | None = None
-
-        def exceeded() -> bool:
-            if count is not None and failures > count:
-                return True
-            if pct is not None and inputs and failures * 100.0 / len(inputs) > pct:
-                return True
-            return False
-
-        for i, v in enumerate(inputs):
-            try:
-                results[i] = await self._iteration(frame, v, item_size)
-            except ASLError as e:
-                failures += 1
-                last = e
-                results[i] = None
-                if exceeded():
-                    break
-        if failures and exceeded():
-            raise ASLError(
-                errors.EXCEED_TOLERATED_FAILURE_THRESHOLD,
-                "The specified tolerated failure threshold was exceeded",
-                located=True,
-            )
-        del last
-        return results

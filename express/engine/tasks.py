@@ -25,7 +25,7 @@ import traceback
 import uuid
 from collections.abc import Callable
 from email.utils import formatdate
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 
@@ -40,7 +40,19 @@ _STATES_ARN = re.compile(r"^arn:aws[\w-]*:states:[^:]*:[^:]*:(?P<service>[^:]+):
 _ACTIVITY_ARN = re.compile(r"^arn:aws[\w-]*:states:[^:]*:[^:]*:activity:.+$")
 _PARTIAL_ARN = re.compile(r"^(?P<account>\d{12}):function:(?P<name>[^:]+)(?::(?P<qual>[^:]+))?$")
 
-Invoker = Callable[[Any, Frame, float | None], Any]
+Invoker = Callable[[Any, Frame, float | None], Any]  # async (effective input, frame, timeout) -> result
+
+
+class ResourceProvider(Protocol):
+    """Runs the Task resources no function is bound to: the service integrations
+    (:class:`express.integrations.Integrations`), passed in as ``Engine(integrations=...)``.
+
+    An invoker whose attribute ``takes_credentials`` is true is called with the keyword argument ``credentials``: the
+    Task's evaluated ``Credentials`` (e.g. ``{"RoleArn": ...}``) or None."""
+
+    def invoker(self, resource: str) -> Invoker | None:
+        """The invoker of ``resource``; None if no integration runs it; ValueError (its message is the
+        definition's problem at the Resource) for one an integration knows but cannot bind."""
 
 
 def unsupported_reason(resource: str) -> str | None:
@@ -349,14 +361,22 @@ def invoke_response(payload: Any, content_length: int, version: str = "$LATEST",
     return out
 
 
-def build_invoker(resource: str, functions: dict[str, Callable[..., Any]]) -> Invoker:
-    """The coroutine that runs a Task's Resource; raises ValueError when it cannot be bound."""
+def build_invoker(resource: str, functions: dict[str, Callable[..., Any]],
+                  provider: ResourceProvider | None = None) -> Invoker:
+    """The coroutine that runs a Task's Resource; raises ValueError when it cannot be bound.
+
+    A function bound to the resource (by name or ARN) wins; ``lambda:invoke`` runs a bound function
+    locally and asks ``provider`` (which calls Lambda) for the others; any other resource goes to
+    ``provider``."""
     if resource == LAMBDA_INVOKE or resource.startswith(LAMBDA_INVOKE + ":"):
+        remote = provider.invoker(resource) if provider is not None else None
         async def lambda_invoke(eff: Any, frame: Frame, timeout: float | None) -> Any:
             if not isinstance(eff, dict) or not isinstance(eff.get("FunctionName"), str):
                 raise ASLError(errors.TASK_FAILED, "The field 'FunctionName' is required", located=True)
             name = eff["FunctionName"]
             fn = lookup(functions, name)
+            if fn is None and remote is not None:
+                return await remote(eff, frame, timeout)
             if fn is None:
                 raise ASLError(
                     "Lambda.ResourceNotFoundException",
@@ -375,6 +395,10 @@ def build_invoker(resource: str, functions: dict[str, Callable[..., Any]]) -> In
         return lambda_invoke
 
     fn = lookup(functions, resource)
+    if fn is None and provider is not None:
+        invoker = provider.invoker(resource)
+        if invoker is not None:
+            return invoker
     if fn is None:
         raise ValueError(
             f"No function is registered for the Task resource '{resource}' "

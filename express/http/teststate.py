@@ -54,9 +54,10 @@ from express.asl.limits import MAX_DEPTH, deeper_than, too_deep_message, unwrita
 from express.asl.timestamps import format_timestamp
 from express.asl.validation import validate
 from express.engine.clock import VirtualClock
+from express.engine.dataflow import invalid_path
 from express.engine.frame import Execution, Frame
 from express.engine.machine import Engine
-from express.engine.states import PassState, TaskState, invalid_path
+from express.engine.states import PassState, TaskState
 from express.http import mock_validation
 
 TEST_STATE = "TestState"

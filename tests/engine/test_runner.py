@@ -8,8 +8,8 @@ import orjson
 import pytest
 
 import express
-from express.engine.history import LoggingConfig
 from express.engine import runner
+from express.engine.history import LoggingConfig
 from express.observe.sinks import MemorySink
 from tests.support import machine
 
