@@ -57,6 +57,10 @@ def load_connection(path: str) -> Any:
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module
     spec.loader.exec_module(module)
+    # An older version builds today's requests: the API's stack keeps what it found on them.
+    from express.http.messages import Request
+
+    module.Request = Request
     return module.HttpConnection
 
 

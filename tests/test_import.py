@@ -87,3 +87,70 @@ def test_running_machines_with_a_recorder_of_ones_own_loads_no_serving_library()
         assert len(usage.records) == 2
     """
     assert loaded_after(body) == []
+
+
+def test_import_express_imports_no_client_library_by_importtime() -> None:
+    # -X importtime lists every module the interpreter imports, whoever imports it
+    proc = subprocess.run([sys.executable, "-X", "importtime", "-c", "import express"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    imported = [line.rsplit("|", 1)[-1].strip() for line in proc.stderr.splitlines() if "|" in line]
+    assert "express.engine.machine" in imported  # the listing is the one expected
+    heavy = [m for m in imported if m.split(".")[0] in ("prometheus_client", "aiokafka", "aiohttp",
+                                                         "aiobotocore", "botocore")]
+    assert heavy == []
+    # the engine core imports nothing from observability or serving
+    assert [m for m in imported if m.startswith("express.") and not m.startswith(("express.asl", "express.engine"))] == []
+
+
+def test_an_engine_with_observers_of_its_own_imports_no_observability_module() -> None:
+    # metrics, a usage hook and a log sink that are not express.observe's: the engine needs only the
+    # protocols of express.engine.observers
+    code = textwrap.dedent("""
+        import asyncio, sys
+        from express import Engine, VirtualClock
+
+        class Series:
+            started = succeeded = minimum_billed = transitions = 0
+            duration_sum = 0.0
+            bounds = (1.0,)
+
+            def __init__(self):
+                self.buckets = [0, 0]
+
+            def finished(self, *args):
+                pass
+
+        class Recorder:
+            def series(self, machine, mode):
+                return Series()
+
+            def event(self, metric, *labels, amount=1.0):
+                pass
+
+            def task(self, machine, seconds, resource="", error=None):
+                pass
+
+        class Usage:
+            calls = []
+
+            def record(self, machine, mode, result, memory_used_mb):
+                self.calls.append((machine, mode, result.status))
+
+        class Lines:
+            lines = []
+
+            def emit(self, lines):
+                self.lines.extend(lines)
+
+        usage, logs = Usage(), Lines()
+        engine = Engine({"f": lambda e: e}, clock=VirtualClock(), metrics=Recorder(), usage_sink=usage, log_sink=logs)
+        m = engine.compile({"StartAt": "T", "States": {"T": {"Type": "Task", "Resource": "f", "End": True}}}, "own",
+                           logging={"level": "ALL"})
+        assert asyncio.run(m.execute({}, mode="sync")).status == "SUCCEEDED"
+        assert usage.calls == [("own", "sync", "SUCCEEDED")] and logs.lines
+        print(",".join(sorted(name for name in sys.modules if name.startswith("express.observe"))))
+    """)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == ""

@@ -1,9 +1,9 @@
-"""ASL intrinsic functions (JSONPath dialect), parsed once and compiled into closures.
+"""ASL intrinsic functions (JSONPath dialect), compiled into closures.
 
-``compile_intrinsic(text)`` parses an invocation such as ``States.Format('{} {}', $.a, $$.B)``
-and returns ``fn(data, frame) -> value``. All parsing (string escapes, Format templates, paths,
-nesting) happens at compile time; at run time each argument is a prebuilt getter and each function
-a plain Python callable.
+``compile_intrinsic(text)`` compiles an invocation such as ``States.Format('{} {}', $.a, $$.B)``
+(parsed by :mod:`express.asl.intrinsic_parser`) and returns ``fn(data, frame) -> value``. All
+parsing (string escapes, Format templates, paths, nesting) happens at compile time; at run time
+each argument is a prebuilt getter and each function a plain Python callable.
 
 Failures, as AWS reports them (error ``States.Runtime``; the engine prefixes the cause with
 ``An error occurred while executing the state '<name>' (entered at the event id #<n>). ``):
@@ -31,27 +31,32 @@ import random
 import re
 import uuid
 from collections.abc import Callable
-from decimal import Decimal
 from functools import lru_cache
 from typing import Any
 
 import orjson
 
 from express.asl.errors import RUNTIME, ASLError, PathMissing
+from express.asl.intrinsic_parser import (
+    WHITESPACE,
+    Call,
+    Literal,
+    PathArgument,
+    is_intrinsic,
+    parse_intrinsic,
+)
+from express.asl.java_json import dumps, java_double
 from express.asl.jsonpath import compile_getter
 
-Getter = Callable[[Any, Any], Any]
+# is_intrinsic, dumps and java_double are also this module's API (from the modules that define them)
+__all__ = ["JavaRandom", "compile_intrinsic", "dumps", "is_intrinsic", "java_double"]
 
-MAX_NESTING = 10
+Getter = Callable[[Any, Any], Any]
+Argument = Getter | Literal
+
 MAX_STRING_CHARS = 10_000  # Base64Encode/Base64Decode/Hash input limit
 MAX_RANGE_ITEMS = 1000  # ArrayRange result limit
 INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
-
-_INTRINSIC_RE = re.compile(r"States\.[A-Za-z0-9]+\s*\(.*\)", re.DOTALL)
-_CALL_RE = re.compile(r"States\.([A-Za-z0-9]+)\s*\(")
-_NUMBER_RE = re.compile(r"-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?")
-_KEYWORD_RE = re.compile(r"(null|true|false)(?=\s*[,)])")
-_WS = " \t\r\n"
 
 
 class _Fail(Exception):
@@ -72,11 +77,6 @@ def _invalid(name: str) -> _Fail:
 # public API
 
 
-def is_intrinsic(text: Any) -> bool:
-    """True when ``text`` looks like an intrinsic invocation ``States.Xxx(...)``."""
-    return isinstance(text, str) and _INTRINSIC_RE.fullmatch(text.strip()) is not None
-
-
 def compile_intrinsic(text: str) -> Getter:
     """Compile an intrinsic invocation to ``fn(data, frame)``; ValueError when it is malformed.
 
@@ -89,9 +89,11 @@ def compile_intrinsic(text: str) -> Getter:
 
 @lru_cache(maxsize=4096)
 def _compile(text: str) -> Getter:
-    expr = text.strip()
-    parser = _Parser(expr)
-    inner = parser.parse()
+    expr = text.strip(WHITESPACE)
+    try:
+        inner = _build(parse_intrinsic(text))
+    except ValueError as e:
+        raise ValueError(f"invalid intrinsic function '{expr}': {e}") from None
     prefix = f"The function '{expr}' had the following error: "
 
     def intrinsic(d: Any, f: Any) -> Any:
@@ -106,192 +108,28 @@ def _compile(text: str) -> Getter:
     return intrinsic
 
 
+def _build(call: Call) -> Getter:
+    args: list[Argument] = []
+    for arg in call.args:
+        if isinstance(arg, Call):
+            args.append(_build(arg))
+        elif isinstance(arg, PathArgument):
+            try:
+                args.append(compile_getter(arg.text))
+            except ValueError as e:
+                raise ValueError(f"invalid path argument '{arg.text}' ({e}) at position "
+                                 f"{arg.offset}") from None
+        else:
+            args.append(arg)
+    return _BUILDERS[call.name](call.name, args)
+
+
 def _missing_path_detail(path: str, data: Any) -> str:
     # A context path is reported rewritten against '$' (and against the state input), as Step
     # Functions does for intrinsic arguments.
     shown = "$" + path[2:] if path.startswith("$$") else path
     return (f"The JsonPath argument for the field '{shown}' could not be found in the input "
             f"'{dumps(data)}'")
-
-
-# --------------------------------------------------------------------------------------------
-# parsing
-
-
-class _Literal:
-    """A parsed argument literal. ``template`` is set for string literals: the text split at
-    unescaped ``{}`` (for States.Format), or the reason the text is not a valid template."""
-
-    __slots__ = ("value", "parts", "template_error", "escape_error")
-
-    def __init__(self, value: Any, parts: tuple[str, ...] | None = None,
-                 template_error: str | None = None, escape_error: str | None = None) -> None:
-        self.value = value
-        self.parts = parts
-        self.template_error = template_error
-        self.escape_error = escape_error
-
-
-class _Parser:
-    __slots__ = ("s", "n")
-
-    def __init__(self, s: str) -> None:
-        self.s = s
-        self.n = len(s)
-
-    def fail(self, pos: int, why: str) -> ValueError:
-        return ValueError(f"invalid intrinsic function '{self.s}': {why} at position {pos}")
-
-    def ws(self, pos: int) -> int:
-        s, n = self.s, self.n
-        while pos < n and s[pos] in _WS:
-            pos += 1
-        return pos
-
-    def parse(self) -> Getter:
-        m = _CALL_RE.match(self.s, 0)
-        if not m:
-            raise self.fail(0, "expected 'States.<Function>('")
-        getter, pos = self.call(0, 1)
-        pos = self.ws(pos)
-        if pos != self.n:
-            raise self.fail(pos, f"unexpected text {self.s[pos:]!r} after the function call")
-        return getter
-
-    def call(self, pos: int, depth: int) -> tuple[Getter, int]:
-        if depth > MAX_NESTING:
-            raise self.fail(pos, f"intrinsic functions nest more than {MAX_NESTING} deep")
-        m = _CALL_RE.match(self.s, pos)
-        assert m is not None
-        name = "States." + m.group(1)
-        spec = _FUNCTIONS.get(name)
-        if spec is None:
-            raise self.fail(pos, f"unknown intrinsic function '{name}'")
-        args: list[Getter | _Literal] = []
-        pos = self.ws(m.end())
-        if pos < self.n and self.s[pos] == ")":
-            pos += 1
-        else:
-            while True:
-                arg, pos = self.arg(pos, depth)
-                args.append(arg)
-                pos = self.ws(pos)
-                if pos >= self.n:
-                    raise self.fail(pos, f"missing ')' to close {name}(")
-                c = self.s[pos]
-                pos += 1
-                if c == ")":
-                    break
-                if c != ",":
-                    raise self.fail(pos - 1, f"expected ',' or ')' but found {c!r}")
-        lo, hi, build = spec
-        if len(args) < lo or (hi is not None and len(args) > hi):
-            want = (f"{lo}" if lo == hi else f"at least {lo}" if hi is None else f"{lo} to {hi}")
-            raise ValueError(f"invalid intrinsic function '{self.s}': {name} takes {want} "
-                             f"argument(s) but {len(args)} were given")
-        return build(name, args), pos
-
-    def arg(self, pos: int, depth: int) -> tuple[Getter | _Literal, int]:
-        pos = self.ws(pos)
-        if pos >= self.n:
-            raise self.fail(pos, "missing argument")
-        c = self.s[pos]
-        if c == "'":
-            return self.string(pos)
-        if c == "$":
-            return self.path(pos)
-        if _CALL_RE.match(self.s, pos):
-            return self.call(pos, depth + 1)
-        m = _NUMBER_RE.match(self.s, pos)
-        if m:
-            t = m.group()
-            value: Any = float(t) if any(ch in t for ch in ".eE") else int(t)
-            return _Literal(value), m.end()
-        m = _KEYWORD_RE.match(self.s, pos)
-        if m:
-            return _Literal({"null": None, "true": True, "false": False}[m.group(1)]), m.end()
-        raise self.fail(pos, f"unexpected argument starting {self.s[pos:pos + 20]!r}")
-
-    def string(self, pos: int) -> tuple[_Literal, int]:
-        """A quoted literal. Escapes: \\' \\{ \\} \\\\. Any other backslash is an "open escape":
-        AWS rejects a definition holding one (express.asl.validation does too); a call compiled here
-        on its own fails when it runs."""
-        s, n = self.s, self.n
-        i = pos + 1
-        value: list[str] = []  # the string's value
-        parts: list[str] = []  # the Format template split at unescaped {}
-        cur: list[str] = []
-        template_error: str | None = None
-        escape_error: str | None = None
-        while True:
-            if i >= n:
-                raise self.fail(pos, "unterminated string literal")
-            c = s[i]
-            if c == "'":
-                i += 1
-                break
-            if c == "\\":
-                nxt = s[i + 1] if i + 1 < n else ""
-                if nxt in ("'", "{", "}", "\\"):
-                    value.append(nxt)
-                    cur.append(nxt)
-                    i += 2
-                    continue
-                escape_error = escape_error or f"Invalid escape sequence '\\{nxt}' in string literal"
-                value.append(c)
-                cur.append(c)
-                i += 1
-                continue
-            if c == "{":
-                if i + 1 < n and s[i + 1] == "}":
-                    value.append("{}")
-                    parts.append("".join(cur))
-                    cur = []
-                    i += 2
-                    continue
-                template_error = template_error or "matching '}' not found for '{'."
-            elif c == "}":
-                template_error = template_error or "matching '{' not found for '}'."
-            value.append(c)
-            cur.append(c)
-            i += 1
-        parts.append("".join(cur))
-        return _Literal("".join(value), tuple(parts), template_error, escape_error), i
-
-    def path(self, pos: int) -> tuple[Getter, int]:
-        s, n = self.s, self.n
-        i = pos
-        brackets = parens = 0
-        quote = ""
-        while i < n:
-            c = s[i]
-            if quote:
-                if c == "\\":
-                    i += 2
-                    continue
-                if c == quote:
-                    quote = ""
-            elif c in "'\"" and brackets:
-                quote = c
-            elif c == "[":
-                brackets += 1
-            elif c == "]":
-                brackets -= 1
-            elif c == "(":
-                parens += 1
-            elif c == ")":
-                if not parens and not brackets:
-                    break
-                parens -= 1
-            elif c == "," and not parens and not brackets:
-                break
-            i += 1
-        text = s[pos:i].rstrip()
-        try:
-            getter = compile_getter(text)
-        except ValueError as e:
-            raise self.fail(pos, f"invalid path argument '{text}' ({e})") from None
-        return getter, i
 
 
 # --------------------------------------------------------------------------------------------
@@ -308,15 +146,15 @@ def _raiser(detail: str) -> Getter:
     return fail
 
 
-def _getter(arg: Getter | _Literal) -> Getter:
-    if isinstance(arg, _Literal):
+def _getter(arg: Argument) -> Getter:
+    if isinstance(arg, Literal):
         if arg.escape_error:
             return _raiser(arg.escape_error)
         return _const(arg.value)
     return arg
 
 
-def _bind(impl: Callable[..., Any], args: list[Getter | _Literal]) -> Getter:
+def _bind(impl: Callable[..., Any], args: list[Argument]) -> Getter:
     """``impl`` applied to the values of ``args``, with no per-call list building for <= 3 args."""
     gs = [_getter(a) for a in args]
     if not gs:
@@ -333,7 +171,7 @@ def _bind(impl: Callable[..., Any], args: list[Getter | _Literal]) -> Getter:
     return lambda d, f: impl(*[g(d, f) for g in gs])
 
 
-def _simple(impl: Callable[..., Any]) -> Callable[[str, list[Getter | _Literal]], Getter]:
+def _simple(impl: Callable[..., Any]) -> Callable[[str, list[Argument]], Getter]:
     return lambda name, args: _bind(impl, args)
 
 
@@ -359,65 +197,7 @@ def _java_round(x: float) -> int:
 
 
 # --------------------------------------------------------------------------------------------
-# JSON text as AWS (Jackson) writes it
-
-
-_NEEDS_JAVA_FLOATS = re.compile(rb"(?:^|[\[:,])-?(?:\d{8,}\.|0\.000|\d+(?:\.\d+)?e)")
-
-
-def dumps(value: Any) -> str:
-    """Compact JSON text. Floats outside [1e-3, 1e7) are written the Java way (``1.0E7``)."""
-    try:
-        out = orjson.dumps(value)
-    except TypeError:  # integers beyond 64 bits
-        return _dumps_slow(value)
-    if _NEEDS_JAVA_FLOATS.search(out):  # a false positive inside a string only costs time
-        return _dumps_slow(value)
-    return out.decode()
-
-
-def _dumps_slow(value: Any) -> str:
-    t = type(value)
-    if t is str:
-        return orjson.dumps(value).decode()
-    if t is dict:
-        return "{" + ",".join(f"{_dumps_slow(str(k))}:{_dumps_slow(v)}"
-                              for k, v in value.items()) + "}"
-    if t is list:
-        return "[" + ",".join(_dumps_slow(v) for v in value) + "]"
-    if t is float:
-        return java_double(value)
-    if value is None:
-        return "null"
-    if t is bool:
-        return "true" if value else "false"
-    if t is int:
-        return str(value)
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
-
-
-def java_double(x: float) -> str:
-    """``Double.toString(x)``: plain notation in [1e-3, 1e7), otherwise ``d.dddE±n``."""
-    if x != x:
-        return "NaN"
-    if math.isinf(x):
-        return "Infinity" if x > 0 else "-Infinity"
-    if x == 0:
-        return "-0.0" if math.copysign(1.0, x) < 0 else "0.0"
-    a = abs(x)
-    sign = "-" if x < 0 else ""
-    if 1e-3 <= a < 1e7:
-        r = repr(a)
-        if "e" in r or "E" in r:  # not expected in this range, but be safe
-            r = format(Decimal(r), "f")
-        if "." not in r:
-            r += ".0"
-        return sign + r
-    _, digits, exp = Decimal(repr(a)).as_tuple()
-    ds = "".join(map(str, digits)).rstrip("0") or "0"
-    assert isinstance(exp, int)
-    e10 = len(digits) - 1 + exp
-    return f"{sign}{ds[0]}.{ds[1:] or '0'}E{e10}"
+# values as AWS (Java) shows them
 
 
 def _java_string(v: Any) -> str:
@@ -491,9 +271,9 @@ def _render(name: str, parts: tuple[str, ...], values: list[Any] | tuple[Any, ..
     return "".join(out)
 
 
-def _build_format(name: str, args: list[Getter | _Literal]) -> Getter:
+def _build_format(name: str, args: list[Argument]) -> Getter:
     tpl, rest = args[0], [_getter(a) for a in args[1:]]
-    if isinstance(tpl, _Literal) and type(tpl.value) is str and not tpl.escape_error:
+    if isinstance(tpl, Literal) and type(tpl.value) is str and not tpl.escape_error:
         parts = tpl.parts or (tpl.value,)
         if tpl.template_error:
             return _raiser(f"Invalid template in {name}: {tpl.template_error}")
@@ -706,7 +486,7 @@ def _math_random(start: Any, end: Any, seed: Any = None, *, seeded: bool = False
     return random.randrange(lo, hi)
 
 
-def _build_math_random(name: str, args: list[Getter | _Literal]) -> Getter:
+def _build_math_random(name: str, args: list[Argument]) -> Getter:
     if len(args) == 3:
         return _bind(lambda a, b, s: _math_random(a, b, s, seeded=True), args)
     return _bind(_math_random, args)
@@ -750,26 +530,24 @@ def _uuid() -> str:
     return str(uuid.uuid4())
 
 
-# name -> (min args, max args or None, builder(name, args) -> getter)
-_FUNCTIONS: dict[str, tuple[int, int | None, Callable[[str, list[Any]], Getter]]] = {
-    "States.Format": (1, None, _build_format),
-    "States.StringToJson": (1, 1, _simple(_string_to_json)),
-    "States.JsonToString": (1, 1, _simple(_json_to_string)),
-    "States.Array": (0, None, _simple(_array)),
-    "States.ArrayPartition": (2, 2, _simple(_array_partition)),
-    "States.ArrayContains": (2, 2, _simple(_array_contains)),
-    "States.ArrayRange": (3, 3, _simple(_array_range)),
-    "States.ArrayGetItem": (2, 2, _simple(_array_get_item)),
-    "States.ArrayLength": (1, 1, _simple(_array_length)),
-    "States.ArrayUnique": (1, 1, _simple(_array_unique)),
-    "States.Base64Encode": (1, 1, _simple(_base64_encode)),
-    "States.Base64Decode": (1, 1, _simple(_base64_decode)),
-    "States.Hash": (2, 2, _simple(_hash)),
-    "States.JsonMerge": (3, 3, _simple(_json_merge)),
-    "States.MathRandom": (2, 3, _build_math_random),
-    "States.MathAdd": (2, 2, _simple(_math_add)),
-    "States.StringSplit": (2, 2, _simple(_string_split)),
-    "States.UUID": (0, 0, _simple(_uuid)),
+# name -> builder(name, arguments) -> getter; the parser has already checked the argument count
+_BUILDERS: dict[str, Callable[[str, list[Argument]], Getter]] = {
+    "States.Format": _build_format,
+    "States.StringToJson": _simple(_string_to_json),
+    "States.JsonToString": _simple(_json_to_string),
+    "States.Array": _simple(_array),
+    "States.ArrayPartition": _simple(_array_partition),
+    "States.ArrayContains": _simple(_array_contains),
+    "States.ArrayRange": _simple(_array_range),
+    "States.ArrayGetItem": _simple(_array_get_item),
+    "States.ArrayLength": _simple(_array_length),
+    "States.ArrayUnique": _simple(_array_unique),
+    "States.Base64Encode": _simple(_base64_encode),
+    "States.Base64Decode": _simple(_base64_decode),
+    "States.Hash": _simple(_hash),
+    "States.JsonMerge": _simple(_json_merge),
+    "States.MathRandom": _build_math_random,
+    "States.MathAdd": _simple(_math_add),
+    "States.StringSplit": _simple(_string_split),
+    "States.UUID": _simple(_uuid),
 }
-
-FUNCTION_NAMES = frozenset(_FUNCTIONS)

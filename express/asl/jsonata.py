@@ -36,6 +36,7 @@ from typing import Any
 import jsonatapy
 
 from express.asl.errors import QUERY_EVALUATION_ERROR, ASLError
+from express.asl.query_language import is_jsonata
 
 Evaluator = Callable[[dict[str, Any], Any], Any]
 _Expr = Callable[[dict[str, Any], dict[str, Any]], Any]
@@ -43,11 +44,6 @@ _Expr = Callable[[dict[str, Any], dict[str, Any]], Any]
 _UNDEF: Any = object()
 _ALL: Any = None  # a $states key read as a whole (not only through `.name` fields)
 _STATES_KEYS = ("input", "context", "result", "errorOutput")
-
-
-def is_expression(s: Any) -> bool:
-    """A JSONata string: starts with ``{%`` and ends with ``%}`` (no surrounding spaces)."""
-    return type(s) is str and len(s) >= 4 and s.startswith("{%") and s.endswith("%}")
 
 
 def expression_text(s: str) -> str:
@@ -60,7 +56,7 @@ def compile_template(value: Any, field: str) -> Evaluator:
 
     Raises ValueError for an expression that does not parse.
     """
-    if is_expression(value):
+    if is_jsonata(value):
         expr = _compile_expression(value, field)
         return lambda states, frame: expr(states, frame.vars)
     exprs: list[_Expr] = []
@@ -89,7 +85,7 @@ def _source(value: Any, path: str, exprs: list[_Expr]) -> str:
         return "{" + items + "}"
     if type(value) is list:
         return "[" + ", ".join(_source(v, f"{path}[{i}]", exprs) for i, v in enumerate(value)) + "]"
-    if is_expression(value):
+    if is_jsonata(value):
         exprs.append(_compile_expression(value, path))
         return f"_e{len(exprs) - 1}(s, v)"
     if type(value) is float and not math.isfinite(value):
@@ -107,7 +103,7 @@ def _builder(value: Any, path: str) -> _Expr:
     if type(value) is list:
         items = [_builder(x, f"{path}[{i}]") for i, x in enumerate(value)]
         return lambda s, v: [b(s, v) for b in items]
-    if is_expression(value):
+    if is_jsonata(value):
         return _compile_expression(value, path)
     return lambda s, v: value
 

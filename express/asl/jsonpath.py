@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from functools import lru_cache
 from typing import Any
 
 from express.asl.errors import PathMissing
@@ -111,7 +112,14 @@ def parse_path(text: str) -> Path:
     """Parse a path; raises ValueError with the reason when it is not valid JSONPath."""
     if not isinstance(text, str):
         raise ValueError("path must be a string")
-    return Path(text.strip())
+    return _parse(text.strip())
+
+
+@lru_cache(maxsize=4096)
+def _parse(text: str) -> Path:
+    # a definition repeats its paths (every state reading $.order.id): parsed once; a Path is
+    # never changed once made, so one may be shared
+    return Path(text)
 
 
 def _step(value: Any, seg: Segment) -> Any:

@@ -25,9 +25,10 @@ import re
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from express.asl.jsonata import expression_text, is_expression
+from express.asl.intrinsic_parser import is_intrinsic, parse_intrinsic
+from express.asl.jsonata import expression_text
 from express.asl.jsonpath import parse_path
-from express.asl.validation import _IntrinsicParser
+from express.asl.query_language import is_jsonata
 
 VariableReferences = dict[str, list[str]]
 
@@ -38,7 +39,6 @@ _TEMPLATES = frozenset({"Parameters", "ResultSelector", "ItemSelector", "Assign"
 _LITERAL = frozenset({"Result", "Comment"})
 
 _ROOT_VAR = re.compile(r"\$([^\W\d]\w*)")
-_INTRINSIC = re.compile(r"\s*States\.")
 
 # JSONata's function library and the functions AWS adds (``$partition``, ``$range``, ``$hash``,
 # ``$random``, ``$uuid``, ``$parse``): a name of these is a function, never a workflow variable
@@ -117,9 +117,9 @@ def _jsonpath_state(state: dict[str, Any]) -> set[str]:
 
 
 def _path_or_intrinsic(text: str, names: set[str]) -> None:
-    if _INTRINSIC.match(text):
+    if is_intrinsic(text):
         try:
-            paths = _IntrinsicParser(text).parse()
+            paths = parse_intrinsic(text).paths()
         except ValueError:  # not a valid call: validation reports it
             return
         for path in paths:
@@ -146,7 +146,7 @@ def _jsonata_state(state: dict[str, Any]) -> set[str]:
     while stack:
         value = stack.pop()
         if isinstance(value, str):
-            if is_expression(value):
+            if is_jsonata(value):
                 names |= jsonata_variables(expression_text(value))
         elif isinstance(value, dict):
             stack.extend(value.values())

@@ -14,6 +14,20 @@
 - ``POST /console/api/validate``: definition text -> problems with their JSON pointers, and the
   graph model.
 
+``GET .../executions?search=TEXT`` lists only the executions whose name contains TEXT (any case),
+searched in everything the rings keep, before the listing's limit.
+
+Several workers (``express serve --workers N`` with HTTP on all of them): every answer covers
+all workers. The worker a request lands on asks the others over their private routing sockets
+(:mod:`express.console.peers`) and merges: recent executions newest first with the limit applied
+after merging, an execution's detail asked of the worker that keeps it (named by its id), recent
+counts summed, observed percentiles over every worker's durations (the live counters already are
+the sum over workers, from the metrics' multi-process files). Such answers carry ``"workers":
+{"answered", "of"[, "unanswered": [index...]]}``: a worker that does not answer within
+:data:`express.console.peers.PEER_TIMEOUT_S` is left out and named there. Execution summaries then
+carry the ``worker`` that ran them. With one worker nothing is asked and the answers are as
+before.
+
 Login: the console has a token of its own (``[console] token`` / ``EXPRESS_CONSOLE_TOKEN``; with
 credentials configured and no token, ``express serve`` generates one at start and prints it), so
 the SigV4 secret never travels over plain HTTP and a leaked console token cannot sign API calls.
@@ -33,19 +47,31 @@ import sys
 import uuid
 from importlib import resources
 from typing import Any
-from urllib.parse import unquote
+from urllib.parse import parse_qs, unquote
 
 import orjson
 
+from express.asl.limits import suspect
 from express.console.graph import graph_model, node_for_pointer
-from express.console.ring import ExecutionRing
-from express.console.stats import LiveCounters
+from express.console.peers import (
+    PEER,
+    PEER_TIMEOUT_S,
+    PeerError,
+    Peers,
+    durations_to_send,
+    merged_percentiles,
+    newest_first,
+)
+from express.console.peers import path as peer_path
+from express.console.ring import PERCENTILES, ExecutionRing
+from express.console.stats import LiveCounters, flush_metrics
 from express.http.protocol import Request, Response
 
 PREFIX = "/console"
 API = "/console/api/"
 STATIC = "/console/static/"
 MAX_EXECUTIONS_LISTED = 500
+MAX_SEARCH_CHARS = 200
 SESSION_COOKIE = "express_console"
 MAX_LOGIN_BYTES = 4096
 MAX_STARTS = 4  # executions started from the console and still running
@@ -84,11 +110,15 @@ def _static_files() -> dict[str, tuple[bytes, str]]:
 
 
 class Console:
-    """``await handle(request) -> Response`` for every path under ``/console``."""
+    """``await handle(request) -> Response`` for every path under ``/console``; ``await
+    peer(request)`` for the questions of the other workers (``router``: the server's
+    :class:`express.http.routing.NameRouter`, which names them; ``None``: a single worker)."""
 
     def __init__(self, registry: Any, *, ring: ExecutionRing | None = None, counters: LiveCounters | None = None,
-                 verifier: Any = None, token: str | None = None) -> None:
+                 verifier: Any = None, token: str | None = None, router: Any = None,
+                 peer_timeout_s: float = PEER_TIMEOUT_S) -> None:
         self.registry = registry
+        self.peers = Peers.of(router, timeout_s=peer_timeout_s)
         if ring is None:
             recorder = getattr(getattr(registry, "engine", None), "recorder", None)
             ring = recorder if isinstance(recorder, ExecutionRing) else None
@@ -188,7 +218,7 @@ class Console:
                     return await self.start(parts[1], request.body)
             if method not in ("GET", "HEAD"):
                 return self._error(405, f"{path} accepts GET only")
-            return self.api_get(route)
+            return await self.api_get(route, request.query)
         if method not in ("GET", "HEAD"):
             return self._error(405, f"{path} accepts GET only")
         if path in (PREFIX, PREFIX + "/", PREFIX + "/index.html"):
@@ -208,32 +238,38 @@ class Console:
         return Response(200, body, content_type, headers)
 
     # ------------------------------------------------------------------ API
-    def api_get(self, route: str) -> Response:
+    async def api_get(self, route: str, query: str = "") -> Response:
         parts = [unquote(p) for p in route.split("/")]
         if parts == ["machines"]:
-            return self._json(self.machines())
+            return self._json(await self.machines())
         if parts == ["stats"]:
-            return self._json(self.stats())
+            return self._json(await self.stats())
         if len(parts) >= 2 and parts[0] == "machines":
             name = parts[1]
             if len(parts) == 2:
                 found = self.machine(name)
                 return self._json(found) if found is not None else self._error(404, f"no state machine {name!r}")
             if parts[2] == "executions" and len(parts) == 3:
-                return self._json(self.executions(name))
+                return self._json(await self.executions(name, _search(query)))
             if parts[2] == "executions" and len(parts) == 4:
-                try:
-                    execution_id = int(parts[3])
-                except ValueError:
+                execution_id = _execution_id(parts[3])
+                if execution_id is None:
                     return self._error(404, "no such execution")
-                found = self.ring.detail(name, execution_id) if self.ring is not None else None
-                return self._json(found) if found is not None else self._error(404, "no such execution (any more)")
+                return await self.execution(name, execution_id)
         return self._error(404, f"no console API route {route[:100]}")
 
-    def machines(self) -> dict[str, Any]:
+    async def machines(self) -> dict[str, Any]:
+        counts: dict[str, list[int]] = {}
+        peers = self.peers
+        if peers is not None:
+            answers, unanswered = await peers.ask_all(peer_path("counts"))
+            for answer in answers:
+                for name, (ok, failed) in (answer.get("counts") or {}).items():
+                    total = counts.setdefault(name, [0, 0])
+                    total[0] += ok
+                    total[1] += failed
         out = []
         names = list(self.registry)
-        current = set(names)
         for name in names:
             entry = self.registry.entry(name)
             if entry is None:
@@ -241,16 +277,28 @@ class Console:
             machine = entry.machine
             states = machine.definition.get("States") if isinstance(machine.definition, dict) else None
             ok, failed = self.ring.counts(name) if self.ring is not None else (0, 0)
+            if name in counts:
+                ok, failed = ok + counts[name][0], failed + counts[name][1]
             out.append({"name": name, "arn": machine.arn, "type": entry.type, "created": entry.created,
                         "logging": _logging(entry), "states": len(states) if isinstance(states, dict) else 0,
                         "recent": {"succeeded": ok, "failed": failed}})
-        if self.ring is not None:
-            for name in self.ring.machines():
-                if name not in current:  # deleted machines: their executions go too
-                    self.ring.forget(name)
+        self._forget_deleted(set(names))
         engine = getattr(self.registry, "engine", None)
-        return {"machines": out, "recording": self.ring is not None,
-                "metrics": bool(getattr(engine, "metrics", False))}
+        answer = {"machines": out, "recording": self.ring is not None,
+                  "metrics": bool(getattr(engine, "metrics", False))}
+        if peers is not None:
+            answer["workers"] = peers.report(unanswered)
+        return answer
+
+    def _forget_deleted(self, current: set[str] | None = None) -> None:
+        """Deleted machines: their executions go too (each worker forgets its own)."""
+        if self.ring is None:
+            return
+        if current is None:
+            current = set(self.registry)
+        for name in self.ring.machines():
+            if name not in current:
+                self.ring.forget(name)
 
     def machine(self, name: str) -> dict[str, Any] | None:
         entry = self.registry.entry(name)
@@ -261,21 +309,109 @@ class Console:
                 "logging": _logging(entry), "definition": machine.definition,
                 "definition_text": entry.definition_text, "graph": graph_model(machine.definition)}
 
-    def executions(self, name: str) -> dict[str, Any]:
+    async def executions(self, name: str, search: str | None = None) -> dict[str, Any]:
         if self.ring is None:
             return {"recording": False, "executions": []}
         current = self.registry.get(name)
-        listed = self.ring.executions(name, MAX_EXECUTIONS_LISTED)
-        return {"recording": True, "size": self.ring.size, "failed_size": self.ring.failed_size,
-                "executions": listed, "current_machine": current is not None}
+        listed = self._own(self.ring.executions(name, MAX_EXECUTIONS_LISTED, search))
+        answer = {"recording": True, "size": self.ring.size, "failed_size": self.ring.failed_size,
+                  "executions": listed, "current_machine": current is not None}
+        peers = self.peers
+        if peers is not None:
+            answers, unanswered = await peers.ask_all(peer_path("machines", name, "executions", search=search or ""))
+            others = [a["executions"] for a in answers if isinstance(a.get("executions"), list)]
+            answer["executions"] = newest_first([listed, *others], MAX_EXECUTIONS_LISTED)
+            answer["workers"] = peers.report(unanswered)
+        return answer
 
-    def stats(self) -> dict[str, Any]:
+    def _own(self, listed: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """This worker's summaries (or detail) with the ids the console hands out, naming the worker."""
+        peers = self.peers
+        if peers is not None:
+            for s in listed:
+                s["id"] = peers.global_id(s["id"])
+                s["worker"] = peers.index
+        return listed
+
+    def _own_detail(self, name: str, execution_id: int) -> dict[str, Any] | None:
+        """The detail of one of this worker's executions, by the id the console handed out."""
+        if self.ring is None:
+            return None
+        peers = self.peers
+        if peers is None:
+            return self.ring.detail(name, execution_id)
+        worker, local = peers.locate(execution_id)
+        found = self.ring.detail(name, local) if worker == peers.index else None
+        return self._own([found])[0] if found is not None else None
+
+    async def execution(self, name: str, execution_id: int) -> Response:
+        peers = self.peers
+        if peers is None or self.ring is None or peers.locate(execution_id)[0] == peers.index:
+            found = self._own_detail(name, execution_id)
+            return self._json(found) if found is not None else self._error(404, "no such execution (any more)")
+        worker = peers.locate(execution_id)[0]
+        try:
+            status, found = await peers.ask(worker, peer_path("machines", name, "executions", str(execution_id)))
+        except PeerError as e:
+            return self._json({"error": f"execution {execution_id} is kept by worker {worker}, which did not "
+                                        f"answer: {e}", "workers": peers.report([worker])}, 404)
+        if status != 200 or not isinstance(found, dict):
+            return self._error(404, "no such execution (any more)")
+        return self._json(found)
+
+    async def stats(self) -> dict[str, Any]:
+        peers = self.peers
+        answers: list[Any] = []
+        unanswered: list[int] = []
+        if peers is not None:
+            # first: the others flush their counts into the metrics files the snapshot reads
+            answers, unanswered = await peers.ask_all(peer_path("stats"))
         snapshot = self.counters.snapshot()
+        machines = snapshot.setdefault("machines", {})
+        if peers is None:
+            if self.ring is not None:
+                for name in self.ring.machines():
+                    machines.setdefault(name, {})["observed"] = self.ring.percentiles(name)
+            return snapshot
+        samples: dict[str, list[dict[str, Any]]] = {}
         if self.ring is not None:
-            machines = snapshot.setdefault("machines", {})
             for name in self.ring.machines():
-                machines.setdefault(name, {})["observed"] = self.ring.percentiles(name)
+                window = self.ring.window(name)
+                samples[name] = [{"n": len(window), "values": window}]
+        for answer in answers:
+            for name, sample in (answer.get("durations") or {}).items():
+                samples.setdefault(name, []).append(sample)
+        for name, parts in samples.items():
+            machines.setdefault(name, {})["observed"] = merged_percentiles(parts, PERCENTILES)
+        snapshot["workers"] = peers.report(unanswered)
         return snapshot
+
+    async def peer(self, request: Request) -> Response:
+        """Another worker's question (:mod:`express.console.peers`), served on the private routing
+        socket only: this worker's own part of the answer, with the ids the console hands out."""
+        if request.method not in ("GET", "HEAD"):
+            return self._error(405, f"{request.path[:100]} accepts GET only")
+        if not request.path.startswith(PEER):
+            return self._error(404, f"no console peer route {request.path[:100]}")
+        parts = [unquote(p) for p in request.path[len(PEER):].split("/")]
+        ring = self.ring
+        if parts == ["counts"]:
+            self._forget_deleted()
+            return self._json({"counts": {n: ring.counts(n) for n in ring.machines()} if ring is not None else {}})
+        if parts == ["stats"]:
+            flush_metrics()
+            windows = {n: ring.window(n) for n in ring.machines()} if ring is not None else {}
+            return self._json({"durations": durations_to_send(windows)})
+        if len(parts) in (3, 4) and parts[0] == "machines" and parts[2] == "executions":
+            name = parts[1]
+            if len(parts) == 3:
+                listed = ring.executions(name, MAX_EXECUTIONS_LISTED, _search(request.query)) \
+                    if ring is not None else []
+                return self._json({"executions": self._own(listed)})
+            execution_id = _execution_id(parts[3])
+            found = self._own_detail(name, execution_id) if execution_id is not None else None
+            return self._json(found) if found is not None else self._error(404, "no such execution (any more)")
+        return self._error(404, f"no console peer route {request.path[:100]}")
 
     async def start(self, name: str, body: bytes) -> Response:
         """Runs one execution of ``name`` with the input text of ``body`` and answers its outcome."""
@@ -303,14 +439,20 @@ class Console:
         if self._starts >= MAX_STARTS:
             return self._error(429, f"{MAX_STARTS} executions started from the console are still running")
         self._starts += 1
+        # the input's size as given spares the engine measuring it again (not for the rare text
+        # it must check itself: express.asl.limits.suspect)
+        raw = text.encode("utf-8", "surrogatepass") if text.strip() else b"{}"
         try:
-            result = await entry.machine.execute(value, name=execution_name)
+            result = await entry.machine.execute(value, name=execution_name,
+                                                 input_size=None if suspect(raw) else len(raw))
         finally:
             self._starts -= 1
         from express.console.ring import data_view, outcome
 
         error, cause = outcome(entry.machine, result)
         execution_id = self.ring.find(name, execution_name) if self.ring is not None else None
+        if execution_id is not None and self.peers is not None:
+            execution_id = self.peers.global_id(execution_id)
         return self._json({"name": result.name, "status": result.status, "error": error, "cause": cause,
                            "output": data_view(result.output) if result.status == "SUCCEEDED" else None,
                            "duration_ms": round(result.duration_s * 1000.0, 3),
@@ -318,6 +460,22 @@ class Console:
 
     async def validate(self, body: bytes) -> Response:
         return self._json(await asyncio.to_thread(validate_text, body))
+
+
+def _search(query: str) -> str | None:
+    """``search`` of the query string, bounded."""
+    if not query:
+        return None
+    values = parse_qs(query).get("search")
+    return values[0][:MAX_SEARCH_CHARS] if values and values[0] else None
+
+
+def _execution_id(text: str) -> int | None:
+    try:
+        value = int(text)
+    except ValueError:
+        return None
+    return value if value > 0 else None
 
 
 def _logging(entry: Any) -> dict[str, Any]:

@@ -207,12 +207,16 @@ class ExecutionRing:
     def percentiles(self, name: str) -> dict[str, Any]:
         """p50/p90/p99 (seconds) of the last :data:`DURATION_WINDOW` executions' observed
         durations (nearest rank), with how many they are."""
-        rings = self._rings.get(name)
-        window = sorted(rings[2]) if rings is not None else []
+        window = self.window(name)
         out: dict[str, Any] = {"observed": len(window)}
         for q in PERCENTILES:
             out[f"p{round(q * 100)}_s"] = nearest_rank(window, q)
         return out
+
+    def window(self, name: str) -> list[float]:
+        """The observed durations of the last :data:`DURATION_WINDOW` executions, sorted."""
+        rings = self._rings.get(name)
+        return sorted(rings[2]) if rings is not None else []
 
     def find(self, name: str, execution_name: str) -> int | None:
         """The id of the newest kept execution of ``name`` called ``execution_name``."""
@@ -229,9 +233,12 @@ class ExecutionRing:
         entries.sort(key=lambda e: e[0], reverse=True)
         return entries
 
-    def executions(self, name: str, limit: int | None = None) -> list[dict[str, Any]]:
-        """Summaries, newest first."""
+    def executions(self, name: str, limit: int | None = None, search: str | None = None) -> list[dict[str, Any]]:
+        """Summaries, newest first; with ``search``, only those whose name contains it (any case)."""
         entries = self._entries(name)
+        if search:
+            needle = search.casefold()
+            entries = [e for e in entries if needle in str(e[2].name).casefold()]
         if limit is not None:
             entries = entries[:limit]
         return [summary(*e) for e in entries]

@@ -26,6 +26,18 @@ class _Totals:
         self.buckets: dict[float, float] = {}  # upper bound -> cumulative count, summed over modes
 
 
+def flush_metrics() -> None:
+    """This process's pending counts into the metrics (and so into the multi-process files that
+    another worker reads the totals of all workers from)."""
+    try:
+        import prometheus_client  # noqa: F401
+
+        from express.observe.metrics import RECORDER
+    except ImportError:
+        return
+    RECORDER.flush()
+
+
 def read_totals() -> dict[str, _Totals] | None:
     """Totals per machine from the metrics registry; ``None`` without prometheus-client."""
     try:

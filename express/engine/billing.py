@@ -13,9 +13,19 @@ MB = 1024 * 1024
 GB_S_PER_GB_H = 3600.0
 MINIMUM_DURATION_MS = 100
 MINIMUM_MEMORY_MB = 64
+BASE_MEMORY_MB = 50  # AWS's memory estimate before the definition and the payloads
 _MINIMUM = (MINIMUM_DURATION_MS, MINIMUM_MEMORY_MB)
+MINIMUM_BILLED_S = MINIMUM_DURATION_MS / 1000.0
 # Definition + payload x steps up to this many bytes keeps the estimate within the minimum memory.
-_MINIMUM_BYTES = (MINIMUM_MEMORY_MB - 50) * MB
+_MINIMUM_BYTES = (MINIMUM_MEMORY_MB - BASE_MEMORY_MB) * MB
+
+
+def gb_seconds(billed_duration_ms: int, billed_memory_mb: int) -> float:
+    """AWS's unit of Express duration pricing: billed duration x billed memory, in GB-seconds."""
+    return billed_duration_ms / 1000.0 * billed_memory_mb / 1024.0
+
+
+MINIMUM_GB_SECONDS = gb_seconds(MINIMUM_DURATION_MS, MINIMUM_MEMORY_MB)
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,7 +46,7 @@ class Billing:
 
     @property
     def gb_seconds(self) -> float:
-        return self.billed_duration_ms / 1000.0 * self.billed_memory_mb / 1024.0
+        return gb_seconds(self.billed_duration_ms, self.billed_memory_mb)
 
 
 def billed_duration_ms(duration_s: float) -> int:
@@ -47,7 +57,7 @@ def billed_duration_ms(duration_s: float) -> int:
 
 def memory_used_mb(definition_bytes: int, payload_bytes: int, map_or_parallel_steps: int) -> float:
     """AWS's estimate: 50 MB + definition size + payload size per Map/Parallel step (at least one)."""
-    return 50.0 + definition_bytes / MB + payload_bytes / MB * max(1, map_or_parallel_steps)
+    return BASE_MEMORY_MB + definition_bytes / MB + payload_bytes / MB * max(1, map_or_parallel_steps)
 
 
 def billed_memory_mb(used_mb: float) -> int:
@@ -65,7 +75,7 @@ def billed(duration_s: float, definition_bytes: int, payload_bytes: int, map_or_
     The engine bills every execution with this once, when it finishes (the result carries the
     figures to the HTTP answer, the Kafka outcome, the usage record and the metrics), so it stays
     cheap: the common case, at most 100 ms within 64 MB, is AWS's minimum without any rounding."""
-    if duration_s <= 0.1 and definition_bytes + payload_bytes * (map_or_parallel_steps or 1) <= _MINIMUM_BYTES:
+    if duration_s <= MINIMUM_BILLED_S and definition_bytes + payload_bytes * (map_or_parallel_steps or 1) <= _MINIMUM_BYTES:
         return _MINIMUM
     return (billed_duration_ms(duration_s),
             billed_memory_mb(memory_used_mb(definition_bytes, payload_bytes, map_or_parallel_steps)))

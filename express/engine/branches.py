@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 from express.asl.errors import ASLError, ExecutionTimedOut
+from express.asl.limits import MAX_DEPTH
 from express.engine.dataflow import (
     Dataflow,
     payload_size,
@@ -50,19 +51,26 @@ class ParallelState(RecoverableState):
         else:
             eff = flow.effective_input(raw, frame)
         size = frame.size if eff is raw else payload_size(eff)
+        known = -1  # a bound of the results' size, when the branches' bounds give one
         if not self.inner_async:
             results = []
             left, pace = FIRST_RUNS, None
+            total = biggest = 0
             for b in self.branches:
                 scope = inner_frame(frame, size)
                 try:
                     results.append(b.run_sync(scope, eff))
                 except Suspended as s:  # its slice of the loop is used up: on in the yielding runner
                     results.append(await b.resume(scope, s))
+                total += scope.size
+                if scope.size > biggest:
+                    biggest = scope.size
                 left -= 1
                 if not left:
                     pace = pace or Pace(FIRST_RUNS)
                     left = await paced(ex, pace)
+            if flow.result_selector is None:
+                known = list_size(results, total, biggest, self.result_depth)
         else:
             jobs: list[Callable[[], Any]] = [
                 functools.partial(b.run, inner_frame(frame, size), eff) for b in self.branches]
@@ -72,7 +80,7 @@ class ParallelState(RecoverableState):
             ex.log.add("ParallelStateSucceeded", {})
         if not flow.jsonata and flow.result_selector is not None:
             results = flow.result_selector(results, frame)
-        return self.finish(frame, raw, results, results)
+        return self.finish(frame, raw, results, results, known)
 
 
 async def paced(ex: Any, pace: Pace) -> int:
@@ -91,6 +99,15 @@ def inner_frame(frame: Frame, size: int, isolated: bool = False) -> Frame:
     inner = Frame(frame.execution, dict(frame.vars), None, size)
     inner.var_bytes = frame.var_bytes
     return inner
+
+
+def list_size(results: list[Any], total: int, biggest: int, depth: int) -> int:
+    """A bound of the JSON size of ``results`` from their own bounds (``total``, the largest
+    ``biggest``), if it also shows they nest shallowly enough to be written ``depth`` levels down
+    in a list (a value nested d levels deep takes at least 2*d bytes); -1 otherwise."""
+    if biggest >= 2 * (MAX_DEPTH - depth - 1):
+        return -1
+    return total + max(len(results), 1) + 1  # brackets and commas
 
 
 def _size(value: Any, known: int) -> int:

@@ -8,7 +8,7 @@ import uuid
 from bisect import bisect_left
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 import orjson
 
@@ -20,10 +20,9 @@ from express.engine.clock import RealClock, VirtualClock
 from express.engine.compiler import JSONPATH, Compiler
 from express.engine.frame import Execution, Frame
 from express.engine.history import EventLog, LoggingConfig
+from express.engine.observers import LineSink, MetricSeries, MetricsRecorder, UsageHook, default_metrics, usage_hook
 from express.engine.runner import Block, Suspended
 from express.engine.tasks import ResourceProvider
-from express.observe.metering import usage_record
-from express.observe.sinks import Sink
 
 DEFAULT_MAX_DURATION_S = 300.0  # Express workflows: 5 minutes
 MAX_PAYLOAD_BYTES = 256 * 1024
@@ -54,54 +53,20 @@ class ExecutionResult:
         return self.stop_time - self.start_time
 
 
-class MetricSeries(Protocol):
-    """Counters of one (machine, mode), bumped in place per execution and published elsewhere
-    (:class:`express.observe.metrics.Series`)."""
-
-    started: int
-    succeeded: int
-    minimum_billed: int  # successes billed at AWS's minimum, counted rather than summed
-    transitions: int
-    duration_sum: float
-    buckets: list[int]  # duration histogram: buckets[bisect_left(bounds, seconds)]
-
-    @property
-    def bounds(self) -> tuple[float, ...]: ...
-
-    def finished(self, status: str, error: str | None, duration_s: float, transitions: int,
-                 billed_ms: int, billed_mb: int) -> None: ...
-
-
-class MetricsRecorder(Protocol):
-    """Where an engine's metrics go (:class:`express.observe.metrics.Recorder`); the engine itself never
-    imports a metrics library."""
-
-    def series(self, machine: str, mode: str) -> MetricSeries: ...
-
-    def event(self, metric: str, *labels: str, amount: float = 1.0) -> None: ...
-
-    def task(self, machine: str, seconds: float, resource: str = "", error: str | None = None) -> None: ...
-
-
-def _default_metrics() -> MetricsRecorder:
-    """The process's Prometheus recorder, for ``Engine(metrics=True)``: imported only then."""
-    from express.observe.metrics import RECORDER
-
-    return RECORDER
-
-
 class Engine:
     """Compiles definitions against a set of task functions and a clock.
 
     ``functions`` maps Lambda function names/ARNs (or other resource ARNs) to callables;
     ``clock`` is :class:`RealClock` by default, :class:`VirtualClock` for instant waits;
     ``max_duration_s`` caps every execution (Express: 5 minutes).
-    Observability, all off by default: ``metrics`` is the :class:`MetricsRecorder` executions are
-    counted in (``True``: the process's :data:`express.observe.metrics.RECORDER`, as the service uses),
-    ``usage_sink`` receives a usage record per execution
-    (:mod:`express.observe.metering`), ``log_sink`` receives the execution logs of machines compiled with
-    a ``logging`` level other than OFF (:mod:`express.engine.history`); ``recorder`` is told of every
-    execution (``record(machine, result, event_log)``), e.g. the console's recent executions.
+    Observability, all off by default, through the protocols of :mod:`express.engine.observers`:
+    ``metrics`` is the :class:`MetricsRecorder` executions are counted in (``True``: the process's
+    :data:`express.observe.metrics.RECORDER`, as the service uses); ``usage_sink`` is a :class:`UsageHook`
+    told of every execution, or a line sink that receives a usage record per execution
+    (:class:`express.observe.metering.UsageRecorder`, at ``prices``); ``log_sink`` receives the execution
+    logs of machines compiled with a ``logging`` level other than OFF (:mod:`express.engine.history`);
+    ``recorder`` is told of every execution (``record(machine, result, event_log)``), e.g. the console's
+    recent executions.
     """
 
     def __init__(self, functions: dict[str, Callable[..., Any]] | None = None,
@@ -110,7 +75,7 @@ class Engine:
                  max_payload_bytes: int = MAX_PAYLOAD_BYTES,
                  region: str = "us-east-1", account: str = "000000000000",
                  metrics: MetricsRecorder | bool | None = None,
-                 usage_sink: Sink | None = None, log_sink: Sink | None = None,
+                 usage_sink: UsageHook | LineSink | None = None, log_sink: LineSink | None = None,
                  prices: Prices | None = None, recorder: Any = None,
                  integrations: ResourceProvider | bool = True) -> None:
         self.functions = dict(functions or {})
@@ -118,11 +83,12 @@ class Engine:
         # makes the default express.integrations.Integrations on first need, False runs none.
         self._integrations: ResourceProvider | bool = integrations
         if isinstance(metrics, bool):
-            metrics = _default_metrics() if metrics else None
+            metrics = default_metrics() if metrics else None
         self.metrics: MetricsRecorder | None = metrics
         self.usage_sink = usage_sink
         self.log_sink = log_sink
         self.prices = prices if prices is not None else Prices()
+        self.usage: UsageHook | None = usage_hook(usage_sink, self.prices) if usage_sink is not None else None
         # recorder.record(machine, result, event_log_or_None) after every execution (the console's
         # ring of recent executions); None: nothing is kept.
         self.recorder = recorder
@@ -138,8 +104,19 @@ class Engine:
         if self._integrations is True:
             # the integrations layer sits above the engine: imported by name, and only when asked for
             self._integrations = importlib.import_module("express.integrations").Integrations()
+            self._owns_integrations = True
         provider = self._integrations
         return None if isinstance(provider, bool) else provider
+
+    async def aclose(self) -> None:
+        """Close the clients of the integrations this engine made itself (``integrations=True``):
+        pooled HTTP connections and AWS clients. Idempotent; an engine given its integrations leaves
+        them to their owner."""
+        if getattr(self, "_owns_integrations", False):
+            self._owns_integrations = False
+            close = getattr(self._integrations, "aclose", None)
+            if close is not None:
+                await close()
 
     def _trace_log(self) -> Any:
         """For machines whose logging is OFF: the recorder's ``trace_log(clock, machine name)``, which
@@ -228,10 +205,20 @@ class Machine:
         # Anything to do around an execution (metrics, usage records, logs)? Decided once here so
         # that an unobserved machine pays nothing for the feature.
         self._metric_series: dict[str, MetricSeries] = {}
-        self._observed = bool(engine.metrics is not None or engine.usage_sink is not None or self.logging is not None
+        self._observed = bool(engine.metrics is not None or engine.usage is not None or self.logging is not None
                               or engine.recorder is not None)
         self._trace_log = engine._trace_log() if self.logging is None else None
         self._traced_block: Block | None = None
+
+    @property
+    def may_wait(self) -> bool:
+        """True when an execution may wait on something (a timer, a Task's call, a Retry back-off,
+        branches or iterations awaited together): the definition has a Wait, Task, Parallel or Map
+        state; such an execution needs a task of its own. False: it only computes, and its coroutine
+        gives the loop back only at bare yields once its slice of loop time is used up
+        (:mod:`express.engine.runner`), so a caller may drive it by hand (``coro.send(None)``) and
+        hand it to a task only then."""
+        return self.block.is_async
 
     async def execute(self, input: Any = _NO_INPUT, name: str | None = None, *,
                       input_size: int | None = None, arn: str | None = None,
@@ -340,12 +327,9 @@ class Machine:
             else:
                 series.finished(result.status, result.error, duration, result.state_transitions,
                                 result.billed_duration_ms, result.billed_memory_mb)
-        if engine.usage_sink is not None:
-            record = usage_record(self.name, result.name, mode, result.status, result.start_time, duration,
-                                  result.billed_duration_ms, result.billed_memory_mb,
-                                  memory_used_mb(self.definition_size, input_size, ex.parallel_steps),
-                                  result.state_transitions, engine.prices)
-            engine.usage_sink.emit((record.to_json(),))
+        if engine.usage is not None:
+            engine.usage.record(self.name, mode, result,
+                                memory_used_mb(self.definition_size, input_size, ex.parallel_steps))
         log = ex.log
         if log is None and self.logging is not None and result.status != "SUCCEEDED":
             log = EventLog(self.logging, ex.arn, ex.clock)  # FATAL: only the execution's end is logged

@@ -10,6 +10,7 @@ before its Retry and Catch see them.
 from __future__ import annotations
 
 import functools
+import importlib
 import random
 from collections.abc import Callable
 from typing import Any
@@ -87,6 +88,8 @@ class State:
     is_async = False
     events = 2  # Entered + Exited, for the AWS event ids quoted in causes
     retry_base: int | None = None  # $$.State.RetryCount on entry; None: this state type has none
+    # The state's own step where a fused step stands in for it (express.engine.pass_runs)
+    single: Callable[[Frame, Any], tuple[State | None, Any]] | None = None
 
     def __init__(self, name: str, spec: dict[str, Any], flow: Dataflow) -> None:
         self.name = name
@@ -116,8 +119,12 @@ class State:
             frame.retry_count = self.retry_base
         return entered
 
-    def finish(self, frame: Frame, raw: Any, result: Any, assign_input: Any) -> Any:
-        """Result -> output (ResultSelector is the caller's), and Assign, for JSONPath or JSONata."""
+    def finish(self, frame: Frame, raw: Any, result: Any, assign_input: Any, size: int = -1) -> Any:
+        """Result -> output (ResultSelector is the caller's), and Assign, for JSONPath or JSONata.
+
+        ``size``: a bound of the result's JSON size the caller already has (Map and Parallel, from
+        their iterations' and branches' bounds), when it also shows that the result nests shallowly
+        enough to be written where ResultPath puts it; -1: unknown, the result is measured."""
         flow = self.flow
         if flow.jsonata:
             states = None
@@ -131,10 +138,15 @@ class State:
             measured(frame, self.name, out)
             return out
         rp = flow.result_path
+        if size > frame.execution.limit:
+            size = -1  # a bound too loose to use: measured instead
         if rp is None:
-            measured(frame, self.name, result)
+            if size >= 0:
+                frame.size = size
+            else:
+                measured(frame, self.name, result)
         elif rp is not _discard:
-            added = written_size(result, self.result_depth) + self.result_key_bytes
+            added = (written_size(result, self.result_depth) if size < 0 else size) + self.result_key_bytes
             try:
                 result = rp(raw, result)
             except PathMissing as e:
@@ -158,6 +170,13 @@ class PassState(State):
     def __init__(self, name: str, spec: dict[str, Any], flow: Dataflow, result: Fn | None) -> None:
         super().__init__(name, spec, flow)
         self.result = result
+        # what ``result`` was compiled from, for fusing the state into a run: (field, value)
+        self.source: tuple[str, Any] | None = None
+        if not flow.jsonata and flow.parameters is None:
+            if "Result" in spec:
+                self.source = ("Result", spec["Result"])
+            elif "Parameters" in spec:
+                self.source = ("Parameters", spec["Parameters"])
 
     def step(self, frame: Frame, data: Any) -> tuple[State | None, Any]:
         entered = self.enter(frame)
@@ -208,7 +227,7 @@ class PassState(State):
                     raise
                 return nxt, out
 
-            self.step = step_replace  # type: ignore[method-assign]
+            self.step = self.single = step_replace  # type: ignore[method-assign]
             return
 
         def step_set(frame: Frame, data: Any) -> tuple[State | None, Any]:
@@ -240,7 +259,7 @@ class PassState(State):
                 frame.size = size
             return nxt, out
 
-        self.step = step_set  # type: ignore[method-assign]
+        self.step = self.single = step_set  # type: ignore[method-assign]
 
 
 class SucceedState(State):
@@ -460,6 +479,14 @@ class RecoverableState(State):
         return out
 
 
+def _integration_kind(resource: str) -> str:
+    """The low-cardinality integration label of a Task resource (lambda, http, aws-sdk, sqs, kafka,
+    states, function...): named by the integrations layer, which sits above the engine and is
+    therefore imported by name."""
+    kind: Callable[[str], str] = importlib.import_module("express.integrations").kind
+    return kind(resource)[:32]
+
+
 class TaskState(RecoverableState):
     def __init__(self, name: str, spec: dict[str, Any], flow: Dataflow,
                  retriers: list[Retrier], catchers: list[Catcher],
@@ -469,6 +496,7 @@ class TaskState(RecoverableState):
         super().__init__(name, spec, flow, retriers, catchers)
         self.invoke = invoke  # async (effective input, frame, timeout) -> result
         self.resource = spec.get("Resource", "")
+        self.integration = _integration_kind(self.resource)  # the metrics label, named once here
         self.timeout = timeout
         self.credentials = credentials
         # an integration that acts with the Task's Credentials (e.g. assumes its RoleArn) gets them
@@ -503,9 +531,9 @@ class TaskState(RecoverableState):
             try:
                 result = await invoke(eff, frame, timeout)
             except ASLError as e:
-                ex.metrics.task(ex.machine_name, ex.clock.now() - started, self.resource, e.error)
+                ex.metrics.task(ex.machine_name, ex.clock.now() - started, self.integration, e.error)
                 raise
-            ex.metrics.task(ex.machine_name, ex.clock.now() - started, self.resource)
+            ex.metrics.task(ex.machine_name, ex.clock.now() - started, self.integration)
         else:
             result = await invoke(eff, frame, timeout)
         if flow.jsonata:
@@ -528,10 +556,10 @@ class TaskState(RecoverableState):
             log.add(kind, {"error": e.error, "cause": e.cause})
             if frame.execution.metrics:
                 frame.execution.metrics.task(frame.execution.machine_name, frame.execution.clock.now() - started,
-                                             self.resource, e.error)
+                                             self.integration, e.error)
             raise
         if frame.execution.metrics:
             frame.execution.metrics.task(frame.execution.machine_name, frame.execution.clock.now() - started,
-                                         self.resource)
+                                         self.integration)
         log.add("LambdaFunctionSucceeded", {"output": result})
         return result

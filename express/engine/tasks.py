@@ -23,7 +23,7 @@ import re
 import time
 import traceback
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from email.utils import formatdate
 from typing import Any, Protocol
 
@@ -53,6 +53,35 @@ class ResourceProvider(Protocol):
     def invoker(self, resource: str) -> Invoker | None:
         """The invoker of ``resource``; None if no integration runs it; ValueError (its message is the
         definition's problem at the Resource) for one an integration knows but cannot bind."""
+
+
+# A Distributed Map's ItemReader, bound: (its evaluated Parameters/Arguments, MaxItems or None for
+# all, frame) -> an async iterator of the items, read lazily (errors are ASLErrors).
+ItemReader = Callable[[dict[str, Any], "int | None", Frame], AsyncIterator[Any]]
+
+
+class ResultSink(Protocol):
+    """Where one Map Run's results go (ResultWriter): ``add`` each record as it is known (status
+    SUCCEEDED, FAILED or PENDING; the value written for it), then ``finish`` once, which answers the
+    ``ResultWriterDetails`` (``{"Bucket", "Key"}`` of the manifest)."""
+
+    async def add(self, status: str, record: Any) -> None: ...
+
+    async def finish(self) -> dict[str, Any]: ...
+
+
+# A ResultWriter, bound: (its evaluated Parameters/Arguments, the Map Run ARN, frame) -> the sink.
+ResultWriter = Callable[[dict[str, Any], str, Frame], ResultSink]
+
+
+class MapRunProvider(Protocol):
+    """The optional part of a :class:`ResourceProvider` a Distributed Map asks for (the compiler
+    looks the methods up by name): None if it cannot read/write that resource; ValueError (the
+    definition's problem at the ReaderConfig/WriterConfig) for a configuration it cannot run."""
+
+    def item_reader(self, resource: str, reader_config: dict[str, Any]) -> ItemReader | None: ...
+
+    def result_writer(self, resource: str, writer_config: dict[str, Any]) -> ResultWriter | None: ...
 
 
 def unsupported_reason(resource: str) -> str | None:

@@ -1,5 +1,6 @@
-"""A small HTTP/1.1 server connection on asyncio protocols (uvloop when the loop is uvloop's), and the
-client-side response parser that :mod:`express.http.routing` reads with.
+"""A small HTTP/1.1 server connection on asyncio protocols (uvloop when the loop is uvloop's): the
+parsing, pipelining, limits and timeouts of a connection. The request and response objects are in
+:mod:`express.http.messages`, the client-side response parser in :mod:`express.http.response_parser`.
 
 Why our own connection: the API is a handful of fixed routes with small JSON bodies, and the throughput
 target (10k requests/s with a p99 under 20 ms on two cores, the client included) leaves no room
@@ -43,15 +44,19 @@ import asyncio
 import sys
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import Awaitable
 from email.utils import formatdate
-from typing import Any, NamedTuple, Protocol
+from typing import Any, Protocol
 
 import httptools
 
-__all__ = ["HttpConnection", "HttpError", "Limits", "ParsedResponse", "Request", "Response", "ResponseError",
-           "ResponseParser"]
+# The request and response objects and the client-side parser have their own modules; they are
+# also importable from here, where they were first.
+from express.http.messages import ErrorBody, Handler, HttpError, Limits, Request, Response
+from express.http.response_parser import ParsedResponse, ResponseError, ResponseParser
+
+__all__ = ["ErrorBody", "Handler", "HttpConnection", "HttpError", "Limits", "ParsedResponse", "Request", "Response",
+           "ResponseError", "ResponseParser"]
 
 REASONS = {
     100: "Continue", 200: "OK", 400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found",
@@ -65,57 +70,6 @@ _SLICE = 16 * 1024  # bytes given to llhttp at once: the granularity of the raw-
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 # Repeated with another value, these would say two things to the signature check and to the routing.
 _SINGLE = frozenset({"host", "authorization", "x-amz-date", "x-amz-target"})
-
-
-@dataclass(frozen=True, slots=True)
-class Limits:
-    max_header_bytes: int = 16 * 1024
-    max_headers: int = 100
-    max_body_bytes: int = 1024 * 1024
-    keepalive_timeout_s: float = 75.0
-    request_timeout_s: float = 30.0
-    max_connections: int = 10_000
-
-
-class HttpError(Exception):
-    """A request that cannot be read: answered with ``status`` and an AWS error body, then closed."""
-
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
-
-
-class Request:
-    __slots__ = ("method", "path", "query", "version", "headers", "body", "keep_alive", "received")
-
-    def __init__(self, method: str, path: str, query: str, version: str, headers: dict[str, str],
-                 body: bytes, keep_alive: bool) -> None:
-        self.method = method
-        self.path = path
-        self.query = query
-        self.version = version
-        self.headers = headers  # lower-case names; repeated headers joined with ","
-        self.body = body
-        self.keep_alive = keep_alive
-        self.received = time.perf_counter()
-
-
-class Response:
-    __slots__ = ("status", "body", "content_type", "headers", "close")
-
-    def __init__(self, status: int, body: bytes, content_type: str = "application/x-amz-json-1.0",
-                 headers: list[tuple[str, str]] | None = None, close: bool = False) -> None:
-        self.status = status
-        self.body = body
-        self.content_type = content_type
-        self.headers = headers
-        self.close = close
-
-
-Handler = Callable[[Request], Awaitable[Response]]
-ErrorBody = Callable[[int, str, str], Response]
 
 
 class _Date:
@@ -145,7 +99,7 @@ class ConnectionOwner(Protocol):
     connections: set[HttpConnection]
     closing: bool
 
-    async def handler(self, request: Request) -> Response: ...
+    def handler(self, request: Request) -> Awaitable[Response]: ...
 
     def error(self, status: int, code: str, message: str) -> Response: ...
 
@@ -179,9 +133,11 @@ def _malformed(e: httptools.HttpParserError) -> HttpError:
 
 class HttpConnection(asyncio.Protocol):
     """One client connection: llhttp's callbacks build each request, complete requests wait in
-    ``_queue`` (with a parse error in their place, answered in turn), one is handled at a time."""
+    ``_queue`` (with a parse error in their place, answered in turn), one is handled at a time, by
+    ``handler`` (by default the owner's: a server gives its private routing socket's connections
+    another one)."""
 
-    __slots__ = ("_owner", "_limits", "_loop", "transport", "_parser", "_queue", "_busy", "_closed", "_bypass",
+    __slots__ = ("_owner", "_handler", "_limits", "_loop", "transport", "_parser", "_queue", "_busy", "_closed", "_bypass",
                  "_lingering", "_write_paused", "_read_paused", "deadline", "_first_byte", "_eof",
                  "_max_header", "_max_headers", "_max_body", "_max_raw",
                  # the message being read
@@ -189,8 +145,9 @@ class HttpConnection(asyncio.Protocol):
                  "_body", "_body_len", "_expect", "_method", "_path", "_query", "_version", "_keep_alive",
                  "_upgrade_left", "_backlog")
 
-    def __init__(self, owner: ConnectionOwner) -> None:
+    def __init__(self, owner: ConnectionOwner, handler: Handler | None = None) -> None:
         self._owner = owner
+        self._handler = handler if handler is not None else owner.handler
         limits = self._limits = owner.limits
         self._loop = asyncio.get_running_loop()
         self.transport: asyncio.Transport | None = None
@@ -527,7 +484,7 @@ class HttpConnection(asyncio.Protocol):
     async def _run(self, request: Request) -> None:
         owner = self._owner
         try:
-            response = await owner.handler(request)
+            response = await self._handler(request)
         except asyncio.CancelledError:
             self._send(owner.error(503, "ServiceUnavailable", "The server is stopping"), close=True)
             raise
@@ -626,102 +583,3 @@ def _origin_form(target: str) -> str:
         return target[slash:] if slash >= 0 else "/"
     raise HttpError(400, "SerializationException", "Malformed request target")
 
-
-# ---------------------------------------------------------------------- the client side
-class ResponseError(Exception):
-    """An HTTP response that cannot be read."""
-
-
-class ParsedResponse(NamedTuple):
-    status: int
-    headers: list[tuple[str, str]]  # as sent, values trimmed
-    body: bytes
-    keep_alive: bool
-
-
-class ResponseParser:
-    """HTTP/1.1 responses read from one client connection with llhttp, like the requests are.
-
-    ``feed`` returns the responses it completed (informational 1xx answers are skipped), ``feed_eof``
-    the one that the end of the connection completes (a body without framing runs to the close).
-    A response may not take more than ``max_bytes`` on the wire, nor have more than ``max_headers``
-    headers; anything malformed raises :class:`ResponseError`.
-    """
-
-    __slots__ = ("_parser", "_max_bytes", "_max_headers", "_raw", "_in_msg", "_headers", "_body", "_body_len",
-                 "_status", "_keep_alive", "_until_eof", "_done")
-
-    def __init__(self, max_bytes: int, max_headers: int = 1000) -> None:
-        self._parser = httptools.HttpResponseParser(self)
-        self._max_bytes = max_bytes
-        self._max_headers = max_headers
-        self._raw = 0
-        self._in_msg = False
-        self._headers: list[tuple[str, str]] = []
-        self._body: list[bytes] = []
-        self._body_len = 0
-        self._status = 0
-        self._keep_alive = True
-        self._until_eof = False
-        self._done: list[ParsedResponse] = []
-
-    def feed(self, data: bytes) -> list[ParsedResponse]:
-        self._raw += len(data)
-        if self._raw > self._max_bytes:
-            raise ResponseError(f"the response takes more than {self._max_bytes} bytes")
-        try:
-            self._parser.feed_data(data)
-        except httptools.HttpParserUpgrade:
-            raise ResponseError("the response switches protocols") from None
-        except httptools.HttpParserError as e:
-            cause = e.__context__
-            raise ResponseError(str(cause) if isinstance(cause, ResponseError) else f"malformed response: {e}") \
-                from None
-        done = self._done
-        if done:
-            self._done = []
-        return done
-
-    def feed_eof(self) -> list[ParsedResponse]:
-        if not self._in_msg:
-            return []
-        if not self._until_eof:
-            raise ResponseError("the connection was closed before the response was complete")
-        self._keep_alive = False
-        self.on_message_complete()
-        return self._done
-
-    def on_message_begin(self) -> None:
-        self._in_msg = True
-        self._headers = []
-        self._body = []
-        self._body_len = 0
-        self._until_eof = False
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        if len(self._headers) >= self._max_headers:
-            raise ResponseError(f"the response has more than {self._max_headers} headers")
-        self._headers.append((name.decode("latin-1"), value.decode("latin-1").rstrip(" \t")))
-
-    def on_headers_complete(self) -> None:
-        parser = self._parser
-        self._status = status = parser.get_status_code()
-        self._keep_alive = parser.should_keep_alive()
-        names = {name.lower(): value for name, value in self._headers}
-        length = names.get("content-length")
-        if length is not None and int(length) > self._max_bytes:
-            raise ResponseError(f"the response body is larger than {self._max_bytes} bytes")
-        self._until_eof = (length is None and "transfer-encoding" not in names and status >= 200
-                           and status not in (204, 304))
-
-    def on_body(self, data: bytes) -> None:
-        self._body_len += len(data)
-        if self._body_len > self._max_bytes:
-            raise ResponseError(f"the response body is larger than {self._max_bytes} bytes")
-        self._body.append(data)
-
-    def on_message_complete(self) -> None:
-        self._in_msg = False
-        self._raw = 0
-        if self._status >= 200:
-            self._done.append(ParsedResponse(self._status, self._headers, b"".join(self._body), self._keep_alive))

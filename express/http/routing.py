@@ -16,7 +16,7 @@ The forwarding connections are persistent and pooled: at most ``_MAX_LINKS`` per
 request that finds them all busy waits for one rather than opening more (each connection the
 owner accepts is a file descriptor and a slot in its accept backlog). A connect that finds the
 owner's backlog full (EAGAIN) is retried a few times with a short backoff. Answers are read with
-the same llhttp parser the server uses (:class:`express.http.protocol.ResponseParser`).
+the same llhttp parser the server uses (:class:`express.http.response_parser.ResponseParser`).
 
 What it does not cover: a worker that crashes loses its table (names are kept in memory), so a
 retry after that crash runs again; that is the same as a single process restarting.
@@ -28,7 +28,8 @@ import errno
 import os
 import zlib
 
-from express.http.protocol import ParsedResponse, Response, ResponseError, ResponseParser
+from express.http.messages import Response
+from express.http.response_parser import ParsedResponse, ResponseError, ResponseParser
 
 ENV_ROUTE_DIR = "EXPRESS_WORKER_ROUTE_DIR"
 ENV_WORKER_COUNT = "EXPRESS_WORKER_COUNT"

@@ -18,6 +18,11 @@ Authentication (SigV4, :mod:`express.http.auth`) is on when ``credentials`` (acc
 secret) are given; the health, readiness and metrics routes never require it. With it, a signed
 request must name a Host this server answers for (``[http] allowed_hosts``, by default the
 address it listens on), so the any-Host routing above is then limited to those names.
+
+``POST /`` goes through the API's stack (:mod:`express.http.middleware`: metrics, stopping,
+authentication, decoding, routing to the worker that owns a name, the operation), built once at
+start; the private routing socket's connections use the same stack without the wrappers that the
+forwarding worker already applied.
 """
 from __future__ import annotations
 
@@ -32,15 +37,26 @@ from typing import Any
 
 import orjson
 
-from express.http.api import TARGET_PREFIX, ApiError, StepFunctionsApi
-from express.http.auth import AuthError, SigV4Verifier
+from express.http.api import StepFunctionsApi
+from express.http.auth import SigV4Verifier
+from express.http.messages import Handler, Request, Response
+from express.http.middleware import (
+    JSON_CT,
+    answered,
+    decoded,
+    dispatch,
+    resolved,
+    routed,
+    unless_stopping,
+    with_auth,
+    with_metrics,
+)
 from express.http.names import NameTable
-from express.http.protocol import HttpConnection, Limits, Request, Response
-from express.http.routing import ROUTED_OPERATIONS, NameRouter, RoutingError
+from express.http.protocol import HttpConnection, Limits
+from express.http.routing import NameRouter
 from express.serve.config import Settings
 from express.serve.registry import Registry
 
-JSON_CT = "application/x-amz-json-1.0"
 SWEEP_INTERVAL_S = 1.0
 
 
@@ -93,10 +109,11 @@ class HttpServer:
         self._stopped = False
         self._ready = False
         self._ids = _RequestIds()
-        self._targets = {TARGET_PREFIX + op: (op, fn) for op, fn in self.api.operations.items()}
         # Several workers on one port: named executions go to the worker that owns the name.
         self.router = NameRouter.from_env()
         self._internal_server: asyncio.base_events.Server | None = None
+        self._api: Handler = self._refuse_before_start
+        self._forwarded: Handler = self._refuse_before_start
         self._early_evictions_logged = 0
 
     # ------------------------------------------------------------------ lifecycle
@@ -104,6 +121,7 @@ class HttpServer:
         if self._started:
             return
         self._started = True
+        self._api, self._forwarded = self._stacks()
         if self.verifier is None and not _is_loopback(self.host):
             log(f"WARNING: serving on {self.host} without authentication: anyone who can reach it can run "
                 "state machines; configure credentials to require SigV4 signatures")
@@ -123,8 +141,8 @@ class HttpServer:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(path)  # left by a crashed predecessor
             # Every other worker keeps up to routing._MAX_LINKS connections here, opened in bursts.
-            self._internal_server = await loop.create_unix_server(lambda: HttpConnection(_Internal(self)), path,
-                                                                  backlog=4096)
+            self._internal_server = await loop.create_unix_server(lambda: HttpConnection(self, self._internal),
+                                                                  path, backlog=4096)
         self._sweeper = loop.create_task(self._sweep())
         self._ready = True
 
@@ -191,29 +209,47 @@ class HttpServer:
                 self._early_evictions_logged = self.names.evicted_early
 
     # ------------------------------------------------------------------ requests
+    def _stacks(self) -> tuple[Handler, Handler]:
+        """The API's handlers, innermost wrapper first: that of the public socket, and that of the
+        private routing socket, whose requests the worker that forwarded them has authenticated,
+        counted and routed (a forwarded request is never forwarded again)."""
+        error, operations = self.error, self.api.operations
+        operation = dispatch(error, self._ids.next)
+        public = routed(operation, self.router, error)
+        public = decoded(public, error)
+        public = with_auth(public, self.verifier, error)
+        public = unless_stopping(public, self, error)
+        public = with_metrics(public, self.api.metrics, operations)
+        forwarded = resolved(unless_stopping(decoded(operation, error), self, error), operations)
+        return public, forwarded
+
+    def _refuse_before_start(self, request: Request) -> Awaitable[Response]:
+        return answered(self.error(503, "ServiceUnavailable", "The server is not started"))
+
     def error(self, status: int, code: str, message: str, **extra: Any) -> Response:
         body = {"__type": code, "message": message, **extra}
         return Response(status, orjson.dumps(body), JSON_CT, [("x-amzn-RequestId", self._ids.next())])
 
-    async def handler(self, request: Request) -> Response:
+    def handler(self, request: Request) -> Awaitable[Response]:
+        """The routes; a plain function returning the route's awaitable (no coroutine frame of its own)."""
         if request.path == "/" and request.method == "POST":
-            return await self._api(request)
+            return self._api(request)
         path = request.path
         if path in ("/healthz", "/readyz", "/metrics"):
             if request.method not in ("GET", "HEAD"):
-                return self.error(405, "MethodNotAllowed", f"{path} accepts GET only")
+                return answered(self.error(405, "MethodNotAllowed", f"{path} accepts GET only"))
             if path == "/healthz":
-                return Response(200, b'{"status":"ok"}', "application/json")
+                return answered(Response(200, b'{"status":"ok"}', "application/json"))
             if path == "/readyz":
                 if self._ready:
-                    return Response(200, b'{"status":"ready"}', "application/json")
-                return Response(503, b'{"status":"stopping"}', "application/json")
-            return self._metrics()
+                    return answered(Response(200, b'{"status":"ready"}', "application/json"))
+                return answered(Response(503, b'{"status":"stopping"}', "application/json"))
+            return answered(self._metrics())
         if path == "/console" or path.startswith("/console/"):
-            return await self._console_request(request)
+            return self._console_request(request)
         if path == "/":
-            return self.error(405, "UnknownOperationException", "The StepFunctions API accepts POST only")
-        return self.error(404, "UnknownOperationException", f"No route for {request.method} {path[:100]}")
+            return answered(self.error(405, "UnknownOperationException", "The StepFunctions API accepts POST only"))
+        return answered(self.error(404, "UnknownOperationException", f"No route for {request.method} {path[:100]}"))
 
     def _metrics(self) -> Response:
         try:
@@ -224,98 +260,22 @@ class HttpServer:
             return self.error(404, "UnknownOperationException", "metrics need the prometheus-client package")
         return Response(200, exposition(), CONTENT_TYPE_LATEST)
 
-    async def _console_request(self, request: Request) -> Response:
+    def _internal(self, request: Request) -> Awaitable[Response]:
+        """The private routing socket: forwarded API requests, and the other workers' console asking
+        for this worker's executions (:mod:`express.console.peers`; never served on the public port)."""
+        if request.path.startswith("/console/"):
+            return self._console_request(request, peer=True)
+        return self._forwarded(request)
+
+    async def _console_request(self, request: Request, peer: bool = False) -> Response:
         """The web console (:mod:`express.console`), made on first use."""
         console = self.__dict__.get("_console")
         if console is None:
             from express.console.app import Console
 
             console = self._console = Console(self.registry, verifier=self.verifier,
-                                              token=self.settings.console.token)
-        return await console.handle(request)
-
-    async def _api(self, request: Request) -> Response:
-        headers = request.headers
-        target = headers.get("x-amz-target", "")
-        op_fn = self._targets.get(target)
-        metrics = self.api.metrics
-        label = op_fn[0] if op_fn is not None else "unknown"
-        started = time.perf_counter()
-        response = await self._api_call(request, op_fn, target)
-        metrics.request(label, response.status)
-        if metrics.m is not None:
-            metrics.m.request_duration(label).observe(time.perf_counter() - started)
-        return response
-
-    async def _api_call(self, request: Request, op_fn: Any, target: str, internal: bool = False) -> Response:
-        if self.closing:
-            return self.error(503, "ServiceUnavailable", "The server is stopping")
-        if self.verifier is not None and not internal:
-            try:
-                self.verifier.verify(request)
-            except AuthError as e:
-                return self.error(e.status, e.code, e.message)
-        if op_fn is None:
-            if not target:
-                return self.error(400, "UnknownOperationException", "Missing X-Amz-Target header")
-            return self.error(400, "UnknownOperationException",
-                              f"Unknown operation: '{target[:100]}' (expected AWSStepFunctions.<Operation>)")
-        body_bytes = request.body
-        try:
-            body = orjson.loads(body_bytes) if body_bytes else {}
-        except orjson.JSONDecodeError as e:
-            return self.error(400, "SerializationException", f"The request body is not valid JSON: {e}")
-        if not isinstance(body, dict):
-            return self.error(400, "SerializationException", "The request body must be a JSON object")
-        router = self.router
-        if router is not None and not internal and target in ROUTED_OPERATIONS:
-            name = body.get("name")
-            if isinstance(name, str) and name:
-                owner = router.owner(str(body.get("stateMachineArn", "")), name)
-                if owner != router.index:
-                    try:
-                        return await router.forward(owner, target, body_bytes)
-                    except RoutingError as e:
-                        return self.error(503, "ServiceUnavailable", str(e))
-        try:
-            result = await op_fn[1](body, request.headers)
-        except ApiError as e:
-            return self.error(e.status, e.code, e.message, **e.extra)
-        payload = result if isinstance(result, bytes) else orjson.dumps(result)
-        return Response(200, payload, JSON_CT, [("x-amzn-RequestId", self._ids.next())])
-
-
-class _Internal:
-    """The owner of connections on the private routing socket: the same server, but requests were
-    authenticated by the worker that forwarded them and are never forwarded again."""
-
-    def __init__(self, server: HttpServer) -> None:
-        self.server = server
-        self.limits = server.limits
-        self.connections = server.connections
-
-    @property
-    def closing(self) -> bool:
-        return self.server.closing
-
-    @closing.setter
-    def closing(self, value: bool) -> None:
-        self.server.closing = value
-
-    async def handler(self, request: Request) -> Response:
-        server = self.server
-        target = request.headers.get("x-amz-target", "")
-        op_fn = server._targets.get(target)
-        if request.method != "POST" or op_fn is None:
-            return server.error(400, "UnknownOperationException", "Not a routed operation")
-        # counted once, by the worker that received the request
-        return await server._api_call(request, op_fn, target, internal=True)
-
-    def error(self, status: int, code: str, message: str) -> Response:
-        return self.server.error(status, code, message)
-
-    def track(self, task: asyncio.Task[Any]) -> None:
-        self.server.track(task)
+                                              token=self.settings.console.token, router=self.router)
+        return await (console.peer(request) if peer else console.handle(request))
 
 
 def _is_loopback(host: str) -> bool:

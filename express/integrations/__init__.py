@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from express.engine.tasks import Invoker
+from express.engine.tasks import Invoker, ItemReader, ResultWriter
 
 KAFKA_PRODUCE = "arn:express:::kafka:produce"
 _STATES = re.compile(r"^arn:aws[\w-]*:states:::(?P<service>[^:]+):(?P<rest>.+)$")
@@ -91,6 +91,20 @@ class Integrations:
         build = importlib.import_module(module).build
         invoker: Invoker | None = build(resource, self)
         return invoker
+
+    def item_reader(self, resource: str, reader_config: dict[str, Any]) -> ItemReader | None:
+        """A Distributed Map's ItemReader (``s3:getObject``, ``s3:listObjectsV2``), or None if no
+        integration reads ``resource``; ValueError for a ReaderConfig it cannot read."""
+        reader: ItemReader | None = importlib.import_module("express.integrations.s3_map").item_reader(
+            resource, reader_config, self)
+        return reader
+
+    def result_writer(self, resource: str, writer_config: dict[str, Any]) -> ResultWriter | None:
+        """A Distributed Map's ResultWriter (``s3:putObject``), or None if no integration writes to
+        ``resource``; ValueError for a WriterConfig it cannot write."""
+        writer: ResultWriter | None = importlib.import_module("express.integrations.s3_map").result_writer(
+            resource, writer_config, self)
+        return writer
 
     def pooled(self, key: str, factory: Any) -> Any:
         """The shared object under ``key`` (a client pool), made by ``factory()`` on first use."""

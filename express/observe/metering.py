@@ -11,11 +11,15 @@ import math
 import pathlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from express.engine.billing import DEFAULT_PRICES, Prices, duration_cost
+from express.engine.billing import DEFAULT_PRICES, MINIMUM_MEMORY_MB, Prices, duration_cost, gb_seconds
+from express.observe.sinks import Sink
+
+if TYPE_CHECKING:
+    from express.engine.machine import ExecutionResult
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,7 +39,7 @@ class UsageRecord:
 
     @property
     def gb_seconds(self) -> float:
-        return self.billed_duration_ms / 1000.0 * self.billed_memory_mb / 1024.0
+        return gb_seconds(self.billed_duration_ms, self.billed_memory_mb)
 
     @property
     def cost(self) -> float:
@@ -58,9 +62,30 @@ def usage_record(machine: str, name: str, mode: str, status: str, start: float, 
     (``ExecutionResult.billed_duration_ms``/``billed_memory_mb``; :mod:`express.engine.billing`) and
     AWS's memory estimate; its duration cost is priced at the first tier (monthly tiers are
     applied when usage is summarised)."""
-    gb_seconds = billed_ms / 1000.0 * billed_mb / 1024.0
     return UsageRecord(machine, name, mode, status, start, duration_s * 1000.0, billed_ms, billed_mb,
-                       memory_used_mb, transitions, prices.per_request, duration_cost(gb_seconds, prices))
+                       memory_used_mb, transitions, prices.per_request,
+                       duration_cost(gb_seconds(billed_ms, billed_mb), prices))
+
+
+class UsageRecorder:
+    """The engine's usage hook (:class:`express.engine.observers.UsageHook`): writes each execution's
+    usage record, as a JSON line, to ``sink``. ``Engine(usage_sink=sink)`` makes one of a plain sink
+    with the engine's prices."""
+
+    __slots__ = ("sink", "prices")
+
+    def __init__(self, sink: Sink, prices: Prices = DEFAULT_PRICES) -> None:
+        self.sink = sink
+        self.prices = prices
+
+    def record(self, machine: str, mode: str, result: ExecutionResult, memory_used_mb: float) -> None:
+        record = usage_record(machine, result.name, mode, result.status, result.start_time,
+                              result.stop_time - result.start_time, result.billed_duration_ms,
+                              result.billed_memory_mb, memory_used_mb, result.state_transitions, self.prices)
+        self.sink.emit((record.to_json(),))
+
+    def close(self) -> None:
+        self.sink.close()
 
 
 @dataclass(slots=True)
@@ -122,7 +147,7 @@ def summarise(records: Iterable[dict[str, Any]], since: float = -math.inf, until
         if r.get("status") != "SUCCEEDED":
             m.failed += 1
         m.billed_duration_ms += int(r["billedDurationMs"])
-        gb_s = float(r.get("gbSeconds", r["billedDurationMs"] / 1000.0 * r.get("billedMemoryMB", 64) / 1024.0))
+        gb_s = float(r.get("gbSeconds", gb_seconds(r["billedDurationMs"], r.get("billedMemoryMB", MINIMUM_MEMORY_MB))))
         m.gb_seconds += gb_s
         total_gb_s += gb_s
         m.state_transitions += int(r.get("stateTransitions", 0))

@@ -37,6 +37,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 import express
+from express.engine.billing import MINIMUM_BILLED_S, MINIMUM_GB_SECONDS, gb_seconds
 
 # process-wide switch of prometheus_client (also read by the multi-process collector's registry)
 disable_created_metrics()
@@ -63,8 +64,9 @@ STATE_TRANSITIONS_BY_TYPE = Counter(
     "express_state_transitions_by_type", "State transitions by state type (machines with logging or "
     "metrics detail on)", ["machine", "state_type"], registry=REGISTRY)
 TASK_DURATION = Histogram(
-    "express_task_duration_seconds", "Task invocation duration by integration (lambda, a service such as sqs, "
-    "aws-sdk, activity, function for a local callable) and outcome (SUCCEEDED, FAILED, TIMED_OUT)",
+    "express_task_duration_seconds", "Task invocation duration by integration (lambda, http, aws-sdk, a service "
+    "such as sqs or dynamodb, kafka, states, function for a local callable) and outcome (SUCCEEDED, FAILED, "
+    "TIMED_OUT)",
     ["machine", "integration", "status"], buckets=DURATION_BUCKETS, registry=REGISTRY)
 RETRIES = Counter("express_retries", "Retries by ASL error name", ["machine", "error"], registry=REGISTRY)
 CATCHES = Counter("express_catches", "Errors caught by a Catcher", ["machine", "error"], registry=REGISTRY)
@@ -147,9 +149,8 @@ class Series:
         self.transitions += transitions
         self.duration_sum += duration_s
         self.buckets[bisect.bisect_left(DURATION_BUCKETS, duration_s)] += 1
-        billed = billed_ms / 1000.0
-        self.billed_s += billed
-        self.gb_s += billed * billed_mb / 1024.0
+        self.billed_s += billed_ms / 1000.0
+        self.gb_s += gb_seconds(billed_ms, billed_mb)
 
     def publish(self) -> None:
         (l_started, l_ok, l_failed, l_timed_out, l_transitions, l_sum, l_buckets, l_billed, l_gb,
@@ -170,8 +171,8 @@ class Series:
         if any(delta):
             _histogram_add(EXECUTION_DURATION.labels(machine, mode), delta, self.duration_sum - l_sum)
             minimum = self.minimum_billed - l_minimum
-            BILLED_DURATION.labels(machine).inc(self.billed_s - l_billed + minimum * 0.1)
-            BILLED_GIGABYTE_SECONDS.labels(machine).inc(self.gb_s - l_gb + minimum * 0.1 * 64 / 1024)
+            BILLED_DURATION.labels(machine).inc(self.billed_s - l_billed + minimum * MINIMUM_BILLED_S)
+            BILLED_GIGABYTE_SECONDS.labels(machine).inc(self.gb_s - l_gb + minimum * MINIMUM_GB_SECONDS)
         self._last = (self.started, self.succeeded, self.failed, self.timed_out, self.transitions,
                       self.duration_sum, list(self.buckets), self.billed_s, self.gb_s, dict(self.errors),
                       self.minimum_billed)
@@ -183,7 +184,7 @@ class Series:
 
 class Recorder:
     """Per-process aggregation of execution outcomes; cheap enough for every execution. An engine
-    counts in the one it is given (``Engine(metrics=RECORDER)``, see ``express.engine.machine.MetricsRecorder``)."""
+    counts in the one it is given (``Engine(metrics=RECORDER)``, see :class:`express.engine.observers.MetricsRecorder`)."""
 
     def __init__(self) -> None:
         self._series: dict[tuple[str, str], Series] = {}
@@ -220,10 +221,12 @@ class Recorder:
         key = (metric, *labels)
         self._events[key] = self._events.get(key, 0.0) + amount
 
-    def task(self, machine: str, seconds: float, resource: str = "", error: str | None = None) -> None:
-        """One Task invocation that returned (``error`` None) or failed with ASL error ``error``."""
+    def task(self, machine: str, seconds: float, integration: str = "function", error: str | None = None) -> None:
+        """One Task invocation that returned (``error`` None) or failed with ASL error ``error``;
+        ``integration`` is the Task's label, named once when it was compiled
+        (:func:`express.integrations.kind`: lambda, http, aws-sdk, sqs, kafka, states, function...)."""
         status = "SUCCEEDED" if error is None else "TIMED_OUT" if error == "States.Timeout" else "FAILED"
-        key = (machine, resource, status)
+        key = (machine, integration, status)
         entry = self._tasks.get(key)
         if entry is None:
             entry = self._tasks[key] = ([0] * (_N_BUCKETS + 1), [0.0])
@@ -243,30 +246,12 @@ class Recorder:
         for (metric, *labels), amount in events.items():
             _EVENT_METRICS[metric].labels(*labels).inc(amount)
         tasks, self._tasks = self._tasks, {}
-        for (machine, resource, status), (buckets, total) in tasks.items():
-            _histogram_add(TASK_DURATION.labels(machine, integration(resource), status), buckets, total[0])
+        for (machine, integration, status), (buckets, total) in tasks.items():
+            _histogram_add(TASK_DURATION.labels(machine, integration, status), buckets, total[0])
         for d in list(self._durations.values()):
             d.publish()
         if _WORKER_PROCESS is not None:
             _WORKER_PROCESS.publish()
-
-
-@functools.lru_cache(maxsize=1024)
-def integration(resource: str) -> str:
-    """The low-cardinality ``integration`` label of a Task resource: ``lambda`` (``lambda:invoke``
-    or a function ARN), the service of an optimized integration (``sqs``, ``dynamodb``...),
-    ``aws-sdk``, ``activity``, or ``function`` for a local callable named by the engine."""
-    if resource.startswith("arn:"):
-        parts = resource.split(":")
-        if len(parts) >= 6 and parts[2] == "states" and parts[3] == "" and parts[4] == "":
-            service = parts[5].split(".")[0][:32]
-            return service or "other"
-        if len(parts) >= 6 and parts[2] == "lambda":
-            return "lambda"
-        if len(parts) >= 6 and parts[2] == "states" and parts[5] == "activity":
-            return "activity"
-        return "other"
-    return "function"
 
 
 class Durations:

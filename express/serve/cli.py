@@ -11,6 +11,7 @@ from typing import Any
 import orjson
 
 from express.asl.errors import DefinitionError, Problem
+from express.asl.limits import suspect
 from express.engine.clock import RealClock, VirtualClock
 from express.engine.machine import Engine
 from express.testing.mocking import ENV_VAR as MOCK_ENV_VAR
@@ -34,7 +35,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
             definition = _read_json(path)
             problems = validate(definition)
             if not problems:
-                _unbound_engine().compile(definition)
+                _unbound_engine(validating=True).compile(definition)
         except OSError as e:
             print(f"{path}: cannot read: {e.strerror}", file=sys.stderr)
             failed += 1
@@ -51,25 +52,41 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 class _AnyFunction(dict):  # type: ignore[type-arg]
-    """Lets ``validate`` accept any Task resource: no functions are bound when only validating."""
+    """Lets ``validate`` and ``exec`` accept any Lambda function or custom resource: no functions are
+    bound there. With ``integrations_decide``, service-integration ARNs are left to the integrations,
+    which know (as AWS does) which services and actions exist."""
+
+    def __init__(self, integrations_decide: bool = False) -> None:
+        super().__init__()
+        self.integrations_decide = integrations_decide
 
     def get(self, key: Any, default: Any = None) -> Any:
+        if self.integrations_decide and isinstance(key, str) and key.startswith(_INTEGRATION_PREFIXES):
+            return None
         return lambda event: event
 
 
-def _unbound_engine(clock: Any = None) -> Engine:
-    """An engine on which every Task resource echoes its input (``validate``, ``exec``)."""
-    engine = Engine(clock=clock)
-    engine.functions = _AnyFunction()  # set after: Engine copies what it is given into a plain dict
+_INTEGRATION_PREFIXES = ("arn:aws:states:::", "arn:aws-us-gov:states:::", "arn:aws-cn:states:::", "arn:express:::")
+
+
+def _unbound_engine(clock: Any = None, validating: bool = False) -> Engine:
+    """An engine on which every Task resource echoes its input (``exec``: no service integration is
+    bound, nothing calls out); ``validating``: integration resources are bound (never called) so that
+    unknown services and actions are refused with AWS's message."""
+    engine = Engine(clock=clock, integrations=validating)
+    engine.functions = _AnyFunction(validating)  # set after: Engine copies what it is given into a plain dict
     return engine
 
 
-def _parse_input(text: str) -> Any:
+def _parse_input(text: str) -> tuple[Any, int | None]:
+    """The --input value and its size in bytes as given, which spares the engine measuring it
+    again (None for the rare text the engine must check itself: express.asl.limits.suspect)."""
     raw = pathlib.Path(text[1:]).read_bytes() if text.startswith("@") else text.encode()
     try:
-        return orjson.loads(raw)
+        value = orjson.loads(raw)
     except orjson.JSONDecodeError as e:
         raise SystemExit(f"--input is not valid JSON: {e}") from None
+    return value, None if suspect(raw) else len(raw)
 
 
 async def _exec(args: argparse.Namespace) -> int:
@@ -89,7 +106,8 @@ async def _exec(args: argparse.Namespace) -> int:
         machine = config.compile(engine, definition, name, args.test_case)
     else:
         machine = engine.compile(definition, name=name)
-    result = await machine.execute(_parse_input(args.input), name=args.name)
+    value, size = _parse_input(args.input)
+    result = await machine.execute(value, name=args.name, input_size=size)
     out: dict[str, Any] = {
         "name": result.name,
         "status": result.status,

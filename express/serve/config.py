@@ -159,7 +159,8 @@ class StateSettings:
     """Where the machines created over the API live (:mod:`express.store`), shared by all workers."""
 
     # "" (the default): SQLite in ``dir``; "sqlite:///ABSOLUTE/PATH.db" or "sqlite:NAME.db" (in ``dir``);
-    # "redis://HOST:PORT/DB" (not implemented yet: refused at start); "memory:" keeps them in each
+    # "redis://HOST:PORT/DB" (Redis or Valkey, shared by several servers; "rediss://" for TLS,
+    # "?prefix=NAME:" to share one database between deployments); "memory:" keeps them in each
     # process only, as before the store (one worker, nothing survives a restart)
     url: str = ""
     dir: str = ""  # "": "<config dir>/state"
@@ -185,6 +186,11 @@ class Settings:
     credentials: Mapping[str, str] = field(default_factory=dict)
     # machine -> logging level (ALL | ERROR | FATAL | OFF), overriding [logging] level
     machine_logging: Mapping[str, str] = field(default_factory=dict)
+    # [connections.NAME]: the HTTP Task's EventBridge connections (express.integrations.connections.Connection)
+    connections: Mapping[str, Any] = field(default_factory=dict)
+    # [aws] region, endpoint_url, profile and [aws.endpoints] SERVICE = URL: where the AWS SDK and optimized
+    # integrations call, beyond botocore's own configuration (express.integrations.AwsSettings)
+    aws: Any = field(default_factory=lambda: _aws({}, {}, ""))
 
     def logging_for(self, machine: str) -> tuple[str, bool]:
         return self.machine_logging.get(machine, self.logging.level), self.logging.include_execution_data
@@ -208,7 +214,7 @@ _SERVICE_LEVELS = ("debug", "info", "warning", "error")  # express.observe.logs.
 # "*", name[:port], [ipv6][:port] or a bare IPv6 address (the syntax express.http.auth.HostAllowList reads)
 _HOST_ENTRY = re.compile(r"^(\*|[A-Za-z0-9_.-]+(:\d{1,5})?|\[[0-9A-Fa-f:.]+\](:\d{1,5})?|[0-9A-Fa-f:]*:[0-9A-Fa-f:.]+)$")
 _WORKER_HTTP = ("one", "all")
-STATE_SCHEMES = ("sqlite", "redis", "memory")
+STATE_SCHEMES = ("sqlite", "redis", "rediss", "valkey", "valkeys", "memory")
 
 
 def _coerce(value: Any, typ: Any, where: str, key: str) -> Any:
@@ -294,6 +300,64 @@ def _string_table(table: Any, where: str, name: str) -> dict[str, str]:
     return dict(table)
 
 
+def _connections(table: Any, env: Mapping[str, str], where: str) -> dict[str, Any]:
+    """[connections.NAME] tables -> name -> Connection (secrets read from the environment variables named)."""
+    from express.integrations.connections import ConnectionConfigError, from_table
+
+    if not isinstance(table, dict):
+        raise ConfigError(where, "connections", "expected a table of [connections.NAME] tables")
+    out: dict[str, Any] = {}
+    for name, sub in table.items():
+        try:
+            out[name] = from_table(name, sub, env)
+        except ConnectionConfigError as e:
+            raise ConfigError(where, e.key, e.reason) from None
+    return out
+
+
+_AWS_KEYS = ("region", "endpoint_url", "profile", "endpoints")
+
+
+def _aws(table: Any, env: Mapping[str, str], where: str) -> Any:
+    """[aws] (and [aws.endpoints]) -> AwsSettings; EXPRESS_AWS_REGION, EXPRESS_AWS_ENDPOINT_URL,
+    EXPRESS_AWS_PROFILE and EXPRESS_AWS_ENDPOINTS ("s3=http://host:4566,sqs=...") override them."""
+    from express.integrations import AwsSettings
+
+    if not isinstance(table, dict):
+        raise ConfigError(where, "aws", "expected a table")
+    for key in table:
+        if key not in _AWS_KEYS:
+            raise ConfigError(where, f"aws.{key}", f"unknown setting (known: {', '.join(sorted(_AWS_KEYS))})")
+    values: dict[str, str | None] = {}
+    places: dict[str, tuple[str, str]] = {}  # setting -> (where, key) it came from, for errors
+    for key in ("region", "endpoint_url", "profile"):
+        env_name = f"{ENV_PREFIX}AWS_{key.upper()}"
+        place, value = (("environment", env_name), env[env_name]) if env_name in env else \
+            ((where, f"aws.{key}"), table.get(key, ""))
+        if not isinstance(value, str):
+            raise ConfigError(*place, f"expected a string, got {value!r}")
+        values[key], places[key] = value.strip() or None, place
+    env_name = ENV_PREFIX + "AWS_ENDPOINTS"
+    endpoints: dict[str, Any] = {}
+    if env_name in env:
+        for pair in filter(None, (p.strip() for p in env[env_name].split(","))):
+            service, sep, url = pair.partition("=")
+            if not sep or not service.strip():
+                raise ConfigError("environment", env_name, "expected 'SERVICE=URL' pairs separated by commas")
+            endpoints[service.strip()] = url.strip()
+            places[f"endpoints.{service.strip()}"] = ("environment", env_name)
+    else:
+        endpoints = _string_table(table.get("endpoints", {}), where, "aws.endpoints")
+        places.update({f"endpoints.{k}": (where, f"aws.endpoints.{k}") for k in endpoints})
+    urls = {"endpoint_url": values["endpoint_url"]} if values["endpoint_url"] else {}
+    urls.update({f"endpoints.{k}": v for k, v in endpoints.items()})
+    for name, url in urls.items():
+        if not re.match(r"^https?://[^/\s]+", url):
+            raise ConfigError(*places[name], f"expected an http:// or https:// URL, got {url!r}")
+    return AwsSettings(region=values["region"], endpoint_url=values["endpoint_url"], profile=values["profile"],
+                       endpoints=MappingProxyType(endpoints))
+
+
 def load_settings(config_dir: str | os.PathLike[str] = "config", env: Mapping[str, str] | None = None) -> Settings:
     """Read ``express.toml`` in ``config_dir`` (optional) and apply environment overrides."""
     env = os.environ if env is None else env
@@ -308,7 +372,7 @@ def load_settings(config_dir: str | os.PathLike[str] = "config", env: Mapping[st
             raise ConfigError(where, "(file)", f"not valid TOML: {e}") from None
         except OSError as e:
             raise ConfigError(where, "(file)", f"cannot read: {e.strerror}") from None
-    allowed = set(_SECTIONS) | {"bindings", "functions", "credentials", "machine_logging"}
+    allowed = set(_SECTIONS) | {"bindings", "functions", "credentials", "machine_logging"} | {"connections"} | {"aws"}
     for key in data:
         if key not in allowed:
             raise ConfigError(where, key, f"unknown section (known: {', '.join(sorted(allowed))})")
@@ -330,7 +394,11 @@ def load_settings(config_dir: str | os.PathLike[str] = "config", env: Mapping[st
             raise ConfigError("environment" if ENV_PREFIX + "HTTP_CREDENTIALS" in env else where,
                               "http.credentials", "expected 'ACCESS_KEY_ID:SECRET' pairs separated by commas")
         credentials[key] = secret
+    connections = _connections(data.get("connections", {}), env, where)
+    aws = _aws(data.get("aws", {}), env, where)
     return Settings(
+        aws=aws,
+        connections=MappingProxyType(connections),
         config_dir=str(config_dir),
         credentials=MappingProxyType(credentials),
         machine_logging=MappingProxyType(machine_logging),

@@ -108,6 +108,8 @@ class Service:
         self.progress: Any = None  # express.serve.progress.ProgressReporter: the periodic progress line
         self._sinks: list[Any] = []
         self._kafka_sinks: list[Any] = []
+        self.integrations: Any = None  # express.integrations.Integrations of this worker's engine
+        self.task_producer: Any = None  # express.kafka.producer.TaskProducer: kafka:produce Tasks write through it
 
     async def start(self) -> None:
         if self._started:
@@ -134,6 +136,16 @@ class Service:
         self.registry = Registry.from_settings(settings, usage_sink=usage_sink, log_sink=log_sink,
                                                recorder=recorder)
         await self._open_store(self.registry)
+        self.integrations = self.registry.engine.integrations
+        if (self.kafka_enabled and self.bootstrap is not None
+                and importlib.util.find_spec("aiokafka") is not None):
+            from express.kafka.producer import TaskProducer
+
+            # started on the first record a Task (or a StartExecution) produces: no connection for
+            # servers that never do
+            self.task_producer = TaskProducer.from_settings(settings.kafka, self.bootstrap)
+            if self.integrations is not None:
+                self.integrations.kafka = self.task_producer
         log(f"{len(self.registry)} state machine(s): {', '.join(self.registry) or '-'}", event="machines",
             machines=list(self.registry))
         folder = pathlib.Path(settings.config_dir)
@@ -162,6 +174,12 @@ class Service:
             self.http = HttpServer(settings, self.registry, host=host, port=port, kafka=self.worker,
                                    credentials=dict(settings.credentials) or None,
                                    drain_timeout_s=settings.http.drain_timeout_s)
+            if self.task_producer is not None and settings.bindings:
+                from express.kafka.starts import KafkaStarts
+
+                # StartExecution of a bound machine: a start event on its topic (at-least-once)
+                self.http.api.kafka_starts = KafkaStarts(self.task_producer, settings.bindings,
+                                                         settings.kafka.machine_header)
             await self.http.start()
             log(f"HTTP (AWS JSON 1.0 StepFunctions API) on http://{host}:{self.http.port}/, web console at "
                 f"http://{host}:{self.http.port}/console", event="http_listening", host=host, port=self.http.port)
@@ -237,6 +255,13 @@ class Service:
                 await self.http.stop()
             if self.worker is not None:
                 await self.worker.stop()
+            if self.integrations is not None:
+                from express.integrations.local_machines import drain
+
+                await drain(self.integrations)  # executions Tasks started, which may use the clients below
+                await self.integrations.aclose()
+            if self.task_producer is not None:
+                await self.task_producer.aclose()
             if self.follower is not None:
                 await self.follower.stop()
             if self.store is not None:

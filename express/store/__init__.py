@@ -7,8 +7,8 @@ remembers the highest sequence it has applied learns every later change, deletio
 with one query (:mod:`express.store.follower` does that for each worker's registry).
 
 ``[state] url`` chooses the implementation (:func:`open_store`): SQLite in ``[state] dir``
-(the default, :mod:`express.store.sqlite`), ``memory:`` for none (per process, as before), and
-``redis://`` (refused at start until it exists).
+(the default, :mod:`express.store.sqlite`), ``redis://`` (or ``rediss://``, ``valkey://``) for Redis or
+Valkey shared by several servers (:mod:`express.store.redis`), and ``memory:`` for none (per process).
 """
 from __future__ import annotations
 
@@ -21,8 +21,6 @@ from typing import Any
 from express.serve.config import Settings
 
 DEFAULT_FILE = "express.db"
-REDIS_NOT_IMPLEMENTED = ("[state] url: redis:// state stores are not implemented yet; use the default SQLite store "
-                         "(one server, every worker) or memory:")
 
 
 class StoreError(Exception):
@@ -46,8 +44,29 @@ class MachineRecord:
     # state name -> variable names (DescribeStateMachine's variableReferences)
     references: dict[str, list[str]] = field(default_factory=dict)
     tags: list[dict[str, str]] = field(default_factory=list)
+    # published versions (oldest first; each an immutable snapshot, see express.http.versions), the
+    # highest version number ever given (numbers are never reused), and the aliases routing to them
+    versions: list[dict[str, Any]] = field(default_factory=list)
+    last_version: int = 0
+    aliases: list[dict[str, Any]] = field(default_factory=list)
     seq: int = 0  # set by the store on every write
     deleted: bool = False  # a tombstone: the machine was deleted at ``seq``
+
+
+@dataclass(frozen=True, slots=True)
+class NameClaim:
+    """What the store answers a request that claims an execution name (see :meth:`MachineStore.claim_name`).
+
+    ``token > 0``: the caller owns the name now and runs the execution; the token fences its writes (an
+    owner whose lease expired, e.g. a paused process, holds a smaller one than its successor and cannot
+    write). Otherwise: ``conflict`` (the name is known with another input), ``answer`` (the finished
+    execution's answer), or neither (it runs under another owner's lease: wait and claim again)."""
+
+    token: int = 0
+    execution_arn: str = ""
+    start_date: float = 0.0
+    answer: bytes | None = None
+    conflict: bool = False
 
 
 class MachineStore(abc.ABC):
@@ -69,7 +88,15 @@ class MachineStore(abc.ABC):
 
     @abc.abstractmethod
     async def update(self, record: MachineRecord) -> MachineRecord | None:
-        """Replace a live machine; the stored record, or None when there is no live machine of that name."""
+        """Replace a live machine, keeping its stored versions and aliases; the stored record, or None
+        when there is no live machine of that name."""
+
+    @abc.abstractmethod
+    async def modify(self, name: str, change: Callable[[MachineRecord], MachineRecord]) -> MachineRecord | None:
+        """Replace a live machine's record by ``change(its record)``, atomically (two workers changing
+        it at once both count: ``change`` may be called again with the newer record); the stored
+        record, or None when there is no live machine of that name. An exception raised by
+        ``change`` writes nothing and propagates."""
 
     @abc.abstractmethod
     async def delete(self, name: str) -> int | None:
@@ -89,6 +116,30 @@ class MachineStore(abc.ABC):
     @abc.abstractmethod
     async def changes(self, after: int, limit: int = 1000) -> list[MachineRecord]:
         """Rows written after sequence ``after`` (tombstones included), in sequence order."""
+
+    # ------------------------------------------------------------------ execution names (exactly once)
+    # Name calls are written in group commits (express.store.batching): an implementation sets
+    # ``self._names = Batcher(self._names_batch)`` and writes ``_names_batch(calls)``, which applies
+    # ("claim_name" | "finish_name" | "release_name", arguments) calls in order, atomically each.
+    _names: Any
+
+    async def claim_name(self, machine: str, name: str, digest: bytes, execution_arn: str, start_date: float,
+                         lease_s: float) -> NameClaim:
+        """Claim ``machine``/``name`` for an execution of the input with ``digest``, atomically: the
+        first claim, or one after the holder's lease (``lease_s`` from its claim, by the store's
+        clock) ran out, owns it (a new fencing token; the name keeps its first execution ARN)."""
+        claim: NameClaim = await self._names.call("claim_name", machine, name, digest, execution_arn, start_date,
+                                                  lease_s)
+        return claim
+
+    async def finish_name(self, machine: str, name: str, token: int, answer: bytes, retention_s: float) -> bool:
+        """Store the answer of the owner holding ``token``, kept ``retention_s``; False (nothing
+        written) when that token no longer owns the name."""
+        return bool(await self._names.call("finish_name", machine, name, token, answer, retention_s))
+
+    async def release_name(self, machine: str, name: str, token: int) -> None:
+        """The owner holding ``token`` gives up without an answer: forget the name, so a retry runs it."""
+        await self._names.call("release_name", machine, name, token)
 
 
 def sqlite_path(settings: Settings) -> pathlib.Path:
@@ -110,8 +161,10 @@ def open_store(settings: Settings) -> MachineStore | None:
     scheme = settings.state.url.partition(":")[0] if settings.state.url else "sqlite"
     if scheme == "memory":
         return None
-    if scheme == "redis":
-        raise StoreError(REDIS_NOT_IMPLEMENTED)
+    if scheme in ("redis", "rediss", "valkey", "valkeys"):
+        from express.store.redis import RedisMachineStore
+
+        return RedisMachineStore(settings.state.url.replace("valkey", "redis", 1))
     if scheme != "sqlite":
         raise StoreError(f"[state] url: unknown store {settings.state.url!r}")
     from express.store.sqlite import SqliteMachineStore

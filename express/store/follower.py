@@ -27,7 +27,9 @@ def entry_from_record(record: MachineRecord, machine: Machine) -> Entry:
     return Entry(machine, record.definition, record.created, role_arn=record.role_arn, logging=record.logging,
                  type=record.type, tracing=record.tracing, revision_id=record.revision_id, tags=list(record.tags),
                  encryption=dict(record.encryption), references={k: list(v) for k, v in record.references.items()},
-                 references_of=record.definition, seq=record.seq)
+                 references_of=record.definition, seq=record.seq,
+                 versions={v["version"]: v for v in record.versions}, last_version=record.last_version,
+                 aliases={a["name"]: a for a in record.aliases})
 
 
 class MachineFollower:

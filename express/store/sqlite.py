@@ -13,18 +13,23 @@ import dataclasses
 import functools
 import pathlib
 import sqlite3
+import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 import orjson
 
-from express.store import MachineRecord, MachineStore, StoreError
+from express.store import MachineRecord, MachineStore, NameClaim, StoreError
+from express.store.batching import Batcher, Call
 
 T = TypeVar("T")
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: versions and aliases (a version-1 file is upgraded in place)
 BUSY_TIMEOUT_MS = 10_000
 _COLUMNS = ("name", "seq", "deleted", "arn", "definition", "role_arn", "type", "created", "logging", "tracing",
-            "revision_id", "encryption", "refs", "tags")
+            "revision_id", "encryption", "refs", "tags", "versions", "last_version", "aliases")
+_KEPT = 3  # the last columns: versions and aliases, which an update keeps
+_ADDED_IN_2 = (("versions", "TEXT NOT NULL DEFAULT '[]'"), ("last_version", "INTEGER NOT NULL DEFAULT 0"),
+               ("aliases", "TEXT NOT NULL DEFAULT '[]'"))
 _SELECT = "SELECT " + ", ".join(_COLUMNS) + " FROM machines"
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS machines (
@@ -41,10 +46,27 @@ CREATE TABLE IF NOT EXISTS machines (
     revision_id TEXT,
     encryption TEXT NOT NULL,       -- JSON
     refs TEXT NOT NULL,             -- JSON: variableReferences
-    tags TEXT NOT NULL              -- JSON
+    tags TEXT NOT NULL,             -- JSON
+    versions TEXT NOT NULL DEFAULT '[]',   -- JSON: the published versions
+    last_version INTEGER NOT NULL DEFAULT 0,  -- the highest version number given
+    aliases TEXT NOT NULL DEFAULT '[]'     -- JSON
 );
 CREATE INDEX IF NOT EXISTS machines_by_seq ON machines (seq);
+CREATE TABLE IF NOT EXISTS names (      -- execution names: exactly once across restarts
+    machine TEXT NOT NULL,
+    name TEXT NOT NULL,
+    digest BLOB NOT NULL,           -- of the canonical input
+    token INTEGER NOT NULL,         -- the fencing token of the current owner
+    arn TEXT NOT NULL,
+    start REAL NOT NULL,
+    lease_until REAL NOT NULL,      -- while running: the owner's lease (wall clock)
+    answer BLOB,                    -- NULL while running
+    expires REAL,                   -- once finished: the end of its retention
+    PRIMARY KEY (machine, name)
+);
+CREATE INDEX IF NOT EXISTS names_by_expiry ON names (expires);
 """
+PURGE_EVERY_S = 60.0  # expired names are deleted at most this often (a claim checks its own row anyway)
 
 
 def _json(value: Any) -> str | None:
@@ -53,16 +75,18 @@ def _json(value: Any) -> str | None:
 
 def _row(row: tuple[Any, ...]) -> MachineRecord:
     (name, seq, deleted, arn, definition, role_arn, type_, created, logging, tracing, revision_id, encryption,
-     refs, tags) = row
+     refs, tags, versions, last_version, aliases) = row
     return MachineRecord(name=name, arn=arn, definition=definition, role_arn=role_arn, type=type_, created=created,
                          logging=orjson.loads(logging) if logging is not None else None, tracing=bool(tracing),
                          revision_id=revision_id, encryption=orjson.loads(encryption), references=orjson.loads(refs),
-                         tags=orjson.loads(tags), seq=seq, deleted=bool(deleted))
+                         tags=orjson.loads(tags), versions=orjson.loads(versions), last_version=last_version,
+                         aliases=orjson.loads(aliases), seq=seq, deleted=bool(deleted))
 
 
 def _values(r: MachineRecord) -> tuple[Any, ...]:
     return (r.arn, r.definition, r.role_arn, r.type, r.created, _json(r.logging), int(r.tracing), r.revision_id,
-            _json(r.encryption), _json(r.references), _json(r.tags))
+            _json(r.encryption), _json(r.references), _json(r.tags), _json(r.versions), r.last_version,
+            _json(r.aliases))
 
 
 class SqliteMachineStore(MachineStore):
@@ -71,6 +95,10 @@ class SqliteMachineStore(MachineStore):
         self.description = f"sqlite:///{self.path.resolve()}"
         self._executor: concurrent.futures.ThreadPoolExecutor | None = None
         self._db: sqlite3.Connection | None = None  # used only on the executor's thread
+        self._names_db: sqlite3.Connection | None = None  # the same file, for execution names
+        self._purged = 0.0
+        # execution names are written in group commits: one transaction per batch of concurrent calls
+        self._names = Batcher(lambda calls: self._call(self._names_batch, calls))
 
     # ------------------------------------------------------------------ the store's thread
     async def _call(self, fn: Callable[..., T], *args: Any) -> T:
@@ -90,21 +118,43 @@ class SqliteMachineStore(MachineStore):
             if str(mode).lower() != "wal":
                 raise StoreError(f"{self.path}: cannot use WAL mode (got {mode})")
             db.execute("PRAGMA synchronous = FULL")  # an acknowledged Create survives a power cut too
-            db.executescript(_SCHEMA)
-            version = db.execute("PRAGMA user_version").fetchone()[0]
-            if version == 0:
+            db.execute("BEGIN IMMEDIATE")  # one process creates or upgrades the schema, the others see it done
+            try:
+                for statement in _SCHEMA.split(";"):  # not executescript: it would commit first
+                    if statement.strip():
+                        db.execute(statement)
+                version = db.execute("PRAGMA user_version").fetchone()[0]
+                if version == 1:  # before versions and aliases: their columns, empty
+                    present = {row[1] for row in db.execute("PRAGMA table_info(machines)")}
+                    for column, kind in _ADDED_IN_2:
+                        if column not in present:
+                            db.execute(f"ALTER TABLE machines ADD COLUMN {column} {kind}")
+                elif version not in (0, SCHEMA_VERSION):
+                    raise StoreError(f"{self.path}: schema version {version}, this express reads {SCHEMA_VERSION}")
                 db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-            elif version != SCHEMA_VERSION:
-                raise StoreError(f"{self.path}: schema version {version}, this express reads {SCHEMA_VERSION}")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
         except (OSError, sqlite3.Error) as e:
             raise StoreError(f"[state] {self.path}: cannot open the state store: {e} (set [state] dir or "
                              "EXPRESS_STATE_DIR to a writable folder)") from None
         self._db = db
+        # Execution names on a second connection with synchronous = NORMAL: in WAL mode a commit then
+        # survives a crash of the process (SIGKILL included), not a power cut, and costs no fsync; a
+        # machine's Create keeps FULL.
+        names = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
+        names.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        names.execute("PRAGMA synchronous = NORMAL")
+        self._names_db = names
 
     def _close(self) -> None:
         if self._db is not None:
             self._db.close()
             self._db = None
+        if self._names_db is not None:
+            self._names_db.close()
+            self._names_db = None
 
     def _write(self, fn: Callable[[sqlite3.Connection, int], T]) -> T:
         """``fn(db, next_seq)`` inside one write transaction."""
@@ -138,9 +188,21 @@ class SqliteMachineStore(MachineStore):
 
     def _update(self, record: MachineRecord) -> MachineRecord | None:
         def write(db: sqlite3.Connection, seq: int) -> MachineRecord | None:
-            cursor = db.execute("UPDATE machines SET seq = ?, " + ", ".join(f"{c} = ?" for c in _COLUMNS[3:])
-                                + " WHERE name = ? AND deleted = 0", (seq, *_values(record), record.name))
-            return _replace(record, seq) if cursor.rowcount else None
+            cursor = db.execute("UPDATE machines SET seq = ?, " + ", ".join(f"{c} = ?" for c in _COLUMNS[3:-_KEPT])
+                                + " WHERE name = ? AND deleted = 0", (seq, *_values(record)[:-_KEPT], record.name))
+            return self._get(record.name) if cursor.rowcount else None
+
+        return self._write(write)
+
+    def _modify(self, name: str, change: Callable[[MachineRecord], MachineRecord]) -> MachineRecord | None:
+        def write(db: sqlite3.Connection, seq: int) -> MachineRecord | None:
+            current = self._get(name)
+            if current is None:
+                return None
+            new = change(current)
+            db.execute("UPDATE machines SET seq = ?, " + ", ".join(f"{c} = ?" for c in _COLUMNS[3:])
+                       + " WHERE name = ? AND deleted = 0", (seq, *_values(new), name))
+            return _replace(new, seq)
 
         return self._write(write)
 
@@ -165,6 +227,61 @@ class SqliteMachineStore(MachineStore):
 
         return self._write(write)
 
+    def _names_batch(self, calls: list[Call]) -> list[Any]:
+        """Execution-name calls, in order, in one write transaction (one fsync for the batch); each
+        call's result, or the exception it raised."""
+        db = self._names_db
+        assert db is not None
+        now = time.time()
+        results: list[Any] = []
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            if now - self._purged > PURGE_EVERY_S:
+                db.execute("DELETE FROM names WHERE expires IS NOT NULL AND expires <= ?", (now,))
+                self._purged = now
+            for op, args in calls:
+                try:
+                    results.append(getattr(self, "_" + op)(db, now, *args))
+                except sqlite3.Error as e:
+                    results.append(StoreError(f"{self.description}: {type(e).__name__}: {e}"))
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+        return results
+
+    def _claim_name(self, db: sqlite3.Connection, now: float, machine: str, name: str, digest: bytes, arn: str,
+                    start: float, lease_s: float) -> NameClaim:
+        row = db.execute("SELECT digest, token, arn, start, lease_until, answer, expires FROM names "
+                         "WHERE machine = ? AND name = ?", (machine, name)).fetchone()
+        if row is not None and row[6] is not None and row[6] <= now:
+            row = None  # its retention is over: a new execution of that name
+        if row is None:
+            db.execute("INSERT OR REPLACE INTO names (machine, name, digest, token, arn, start, lease_until) "
+                       "VALUES (?, ?, ?, 1, ?, ?, ?)", (machine, name, digest, arn, start, now + lease_s))
+            return NameClaim(token=1, execution_arn=arn, start_date=start)
+        if bytes(row[0]) != digest:
+            return NameClaim(conflict=True, execution_arn=row[2], start_date=row[3])
+        if row[5] is not None:
+            return NameClaim(execution_arn=row[2], start_date=row[3], answer=bytes(row[5]))
+        if row[4] > now:
+            return NameClaim(execution_arn=row[2], start_date=row[3])
+        # the owner's lease ran out (it died or stalled): the name passes on, fenced
+        db.execute("UPDATE names SET token = ?, lease_until = ? WHERE machine = ? AND name = ?",
+                   (row[1] + 1, now + lease_s, machine, name))
+        return NameClaim(token=row[1] + 1, execution_arn=row[2], start_date=row[3])
+
+    def _finish_name(self, db: sqlite3.Connection, now: float, machine: str, name: str, token: int, answer: bytes,
+                     retention_s: float) -> bool:
+        cursor = db.execute("UPDATE names SET answer = ?, expires = ?, lease_until = 0 "
+                            "WHERE machine = ? AND name = ? AND token = ? AND answer IS NULL",
+                            (answer, now + retention_s, machine, name, token))
+        return cursor.rowcount == 1
+
+    def _release_name(self, db: sqlite3.Connection, now: float, machine: str, name: str, token: int) -> None:
+        db.execute("DELETE FROM names WHERE machine = ? AND name = ? AND token = ? AND answer IS NULL",
+                   (machine, name, token))
+
     def _changes(self, after: int, limit: int) -> list[MachineRecord]:
         assert self._db is not None
         rows = self._db.execute(_SELECT + " WHERE seq > ? ORDER BY seq LIMIT ?", (after, limit)).fetchall()
@@ -186,6 +303,7 @@ class SqliteMachineStore(MachineStore):
         executor = self._executor
         if executor is None:
             return
+        await self._names.aclose()
         try:
             await self._call(self._close)
         finally:
@@ -197,6 +315,9 @@ class SqliteMachineStore(MachineStore):
 
     async def update(self, record: MachineRecord) -> MachineRecord | None:
         return await self._call(self._update, record)
+
+    async def modify(self, name: str, change: Callable[[MachineRecord], MachineRecord]) -> MachineRecord | None:
+        return await self._call(self._modify, name, change)
 
     async def delete(self, name: str) -> int | None:
         return await self._call(self._delete, name)

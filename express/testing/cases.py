@@ -409,8 +409,18 @@ class Workflow:
         try:
             asyncio.get_running_loop()
         except RuntimeError:
-            return asyncio.run(self.arun(input, name))
+            return asyncio.run(self._run_closing(input, name))
         raise RuntimeError("Workflow.run() is for synchronous code; in a coroutine, await workflow.arun(...)")
+
+    async def _run_closing(self, input: Any, name: str | None) -> Run:
+        try:
+            return await self.arun(input, name)
+        finally:  # the loop ends with this run: so do the integrations' pooled clients
+            await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close the pooled clients of the integrations the workflow's unmocked states used."""
+        await self.engine.aclose()
 
 
 def _looks_like_json(value: Any) -> bool:
@@ -464,7 +474,10 @@ async def run_mock_config(config: MockConfig, machine_dir: pathlib.Path,
             workflow = Workflow(definition, name=case.machine, mock_config=config, test_case=case.name,
                                 functions=functions)
             expect = case.expect or Expectation()
-            run = outcome.run = await workflow.arun(expect.input)
+            try:
+                run = outcome.run = await workflow.arun(expect.input)
+            finally:
+                await workflow.aclose()
             outcome.problems = run.expectation_differences(expect)
         except _CaseError as e:
             outcome.error = str(e)

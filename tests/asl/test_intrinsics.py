@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from express.asl.errors import ASLError
-from express.asl.intrinsics import JavaRandom, compile_intrinsic, dumps, is_intrinsic, java_double
+from express.asl.intrinsics import JavaRandom, compile_intrinsic, dumps, java_double
 
 
 class FakeFrame:
@@ -212,26 +212,7 @@ def test_recorded_assign_from_intrinsics() -> None:
 
 
 # ----------------------------------------------------------------------------------------------
-# is_intrinsic / parsing
-
-
-@pytest.mark.parametrize("text", [
-    "States.UUID()", "  States.Format('x')  ", "States.Array($.a, States.Array(1))",
-    "States.Foo(1)",  # looks like one; compile_intrinsic rejects it
-])
-def test_is_intrinsic_true(text: str) -> None:
-    assert is_intrinsic(text)
-
-
-@pytest.mark.parametrize("text", ["$.a", "$$.Execution.Id", "States.Format", "Format('x')",
-                                  "hello", "", "{% $x %}"])
-def test_is_intrinsic_false(text: str) -> None:
-    assert not is_intrinsic(text)
-
-
-def test_is_intrinsic_non_string() -> None:
-    assert not is_intrinsic(None)
-    assert not is_intrinsic(12)
+# parsing (the grammar itself: test_intrinsic_parser.py)
 
 
 @pytest.mark.parametrize("text", [

@@ -7,7 +7,8 @@ from typing import Any
 import pytest
 
 from express.asl.errors import QUERY_EVALUATION_ERROR, ASLError
-from express.asl.jsonata import compile_template, expression_text, is_expression
+from express.asl.jsonata import compile_template, expression_text
+from express.asl.query_language import is_jsonata
 
 
 class Frame:
@@ -50,8 +51,8 @@ def error_of(value: Any, vars: dict[str, Any] | None = None, field: str = "Outpu
     (1, False),
     (None, False),
 ])
-def test_is_expression(s: Any, expected: bool) -> None:
-    assert is_expression(s) is expected
+def test_is_jsonata(s: Any, expected: bool) -> None:
+    assert is_jsonata(s) is expected
 
 
 # --- expressions and templates -----------------------------------------------------------------

@@ -450,6 +450,9 @@ def test_parameters_must_be_object() -> None:
     "States.Format('unterminated)",
     "States.Array(1 2)",
     "States.Array(foo)",
+    "States.ArrayRange(1, 5)",  # argument counts are checked here, not only when compiling
+    "States.UUID(1)",
+    "States.Format",
 ])
 def test_invalid_intrinsic(expr: str) -> None:
     assert_problem(one(Type="Pass", Parameters={"a.$": expr}), "INVALID_INTRINSIC_FUNCTION",

@@ -1,10 +1,16 @@
 import math
+import pathlib
+import re
 
 import orjson
 import pytest
 
 from express import Engine, VirtualClock
 from express.engine.billing import (
+    MINIMUM_BILLED_S,
+    MINIMUM_DURATION_MS,
+    MINIMUM_GB_SECONDS,
+    MINIMUM_MEMORY_MB,
     Billing,
     Prices,
     bill,
@@ -12,9 +18,12 @@ from express.engine.billing import (
     billed_duration_ms,
     billed_memory_mb,
     duration_cost,
+    gb_seconds,
     memory_used_mb,
     monthly_cost,
 )
+from tests import support
+from tests.support import MAP_OF_PARALLELS, MB
 
 
 @pytest.mark.parametrize(
@@ -64,13 +73,9 @@ def test_custom_prices():
 
 # ---------------------------------------------------------------------- the one billing of an execution
 def aws_billing(duration_s, definition_bytes, payload_bytes, steps):
-    """AWS's Express formula written out independently (express-spec.md 2.6)."""
-    ms = max(100, math.ceil(round(duration_s * 1000, 6) / 100) * 100)
-    used = 50 + definition_bytes / 1024 / 1024 + payload_bytes / 1024 / 1024 * max(1, steps)
-    return ms, max(64, math.ceil(used / 64) * 64)
-
-
-MB = 1024 * 1024
+    """(billed ms, billed MB) by AWS's Express formula, written out independently in tests.support."""
+    details = support.aws_billing(duration_s, definition_bytes, payload_bytes, steps)
+    return details["billedDurationInMilliseconds"], details["billedMemoryUsedInMB"]
 
 
 @pytest.mark.parametrize("duration", [0.0, 0.003, 0.1, 0.1000001, 0.1001, 0.25, 2.301])
@@ -88,13 +93,6 @@ def test_exactly_64mb_is_the_minimum_one_byte_more_is_not():
     assert billed(0.01, 14 * MB, 0) == (100, 64)  # 50 MB + 14 MB
     assert billed(0.01, 14 * MB + 1, 0) == (100, 128)
     assert billed(0.01, 0, 7 * MB, 2) == (100, 64) and billed(0.01, 1, 7 * MB, 2) == (100, 128)
-
-
-MAP_OF_PARALLELS = {"StartAt": "M", "States": {"M": {
-    "Type": "Map", "ItemsPath": "$.items", "ResultPath": None, "End": True,
-    "ItemProcessor": {"StartAt": "Par", "States": {"Par": {
-        "Type": "Parallel", "End": True,
-        "Branches": [{"StartAt": "B", "States": {"B": {"Type": "Pass", "Result": 1, "End": True}}}]}}}}}}
 
 
 async def test_every_result_carries_its_billing_without_any_observer():
@@ -116,3 +114,27 @@ async def test_every_result_carries_its_billing_without_any_observer():
     assert (r.billed_duration_ms, r.billed_memory_mb) == (2000, 64)
     fail = await engine.compile({"StartAt": "F", "States": {"F": {"Type": "Fail", "Error": "E"}}}).execute({})
     assert (fail.status, fail.billed_duration_ms, fail.billed_memory_mb) == ("FAILED", 100, 64)
+
+
+def test_gb_seconds_are_billed_duration_times_billed_memory() -> None:
+    assert gb_seconds(100, 64) == MINIMUM_GB_SECONDS == 0.1 * 64 / 1024
+    assert gb_seconds(2300, 192) == 2.3 * 192 / 1024
+    assert (MINIMUM_BILLED_S, MINIMUM_DURATION_MS, MINIMUM_MEMORY_MB) == (0.1, 100, 64)
+    assert billed(MINIMUM_BILLED_S, 0, 0) == (MINIMUM_DURATION_MS, MINIMUM_MEMORY_MB)
+    b = bill(2.25, 20 * MB, 0)
+    assert (b.billed_duration_ms, b.billed_memory_mb, b.gb_seconds) == (2300, 128, gb_seconds(2300, 128))
+
+
+EXPRESS = pathlib.Path(__file__).resolve().parents[2] / "express"
+# GB-second arithmetic: the billed figures over 1024 (or the minimum's 64 MB over 1024)
+_GB_ARITHMETIC = re.compile(r"(billed|gb).*(/ ?1024|\* ?64 ?/)", re.IGNORECASE)
+
+
+def test_billing_arithmetic_is_written_only_in_express_engine_billing() -> None:
+    # metrics, metering and the answers all use express.engine.billing: a second copy of the formula
+    # is how the figures they report come apart
+    found = [f"{path.relative_to(EXPRESS.parent)}:{n}: {line.strip()}"
+             for path in sorted(EXPRESS.rglob("*.py")) if path.name != "billing.py"
+             for n, line in enumerate(path.read_text().splitlines(), 1)
+             if _GB_ARITHMETIC.search(line) and not line.lstrip().startswith("#")]
+    assert found == []

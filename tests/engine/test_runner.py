@@ -210,3 +210,21 @@ async def test_the_cap_is_enforced_while_waiting_for_a_turn():
     results = await asyncio.gather(long.execute({"x": 1}), short.execute({"x": 1}), long.execute({"x": 1}))
     assert [r.status for r in results] == ["TIMED_OUT"] * 3
     assert results[1].cause == "The execution exceeded its maximum duration of 0.2 seconds."
+
+
+def test_may_wait_says_which_machines_a_caller_may_drive_by_hand():
+    """Machine.may_wait (read-only): True when a state can wait (Wait, Task, Parallel, Map); the
+    Kafka worker drives the others by hand (test_a_caller_driving_the_coroutine_by_hand_...)."""
+    engine = spin_engine(functions={"f": lambda event: event})
+    wait = {"Type": "Wait", "Seconds": 1, "End": True}
+    task = {"Type": "Task", "Resource": "arn:aws:lambda:us-east-1:000000000000:function:f", "End": True}
+    parallel = {"Type": "Parallel", "End": True, "Branches": [counting_loop(1)]}
+    map_of_pass = {"Type": "Map", "End": True, "ItemProcessor": machine({"P": {"Type": "Pass", "End": True}})}
+    for states in ({"W": wait}, {"T": task}, {"P": parallel}, {"M": map_of_pass}):
+        assert engine.compile(machine(states)).may_wait is True, states
+    for definition in (SPIN, counting_loop(3), machine({"C": {"Type": "Choice", "Default": "F", "Choices": [
+            {"Variable": "$.x", "IsPresent": True, "Next": "S"}]}, "S": {"Type": "Succeed"},
+            "F": {"Type": "Fail", "Error": "E"}})):
+        assert engine.compile(definition).may_wait is False
+    with pytest.raises(AttributeError):
+        engine.compile(SPIN).may_wait = True  # type: ignore[misc]

@@ -1054,8 +1054,8 @@ async def test_map_max_concurrency_path_reads_a_variable_holding_a_string():
 
 
 async def test_map_with_item_reader_compiles_and_fails_at_run_time():
-    # AWS accepts a Distributed Map with an ItemReader; express cannot read S3, so running it fails
-    # with the error AWS uses for a reader that cannot read (catchable like any other)
+    # AWS accepts a Distributed Map with an ItemReader; an engine without integrations cannot read
+    # S3, so running it fails with the error AWS uses for a reader that cannot read (catchable)
     d = machine({
         "M": {"Type": "Map", "Next": "Done",
               "ItemReader": {"Resource": "arn:aws:states:::s3:getObject",
@@ -1067,7 +1067,7 @@ async def test_map_with_item_reader_compiles_and_fails_at_run_time():
         "Done": {"Type": "Succeed"},
         "Caught": {"Type": "Pass", "End": True},
     })
-    r = await run(d, {})
+    r = await run(d, {}, integrations=False)
     assert r.status == "SUCCEEDED"
     assert r.output["Error"] == "States.ItemReaderFailed"
     assert "arn:aws:states:::s3:getObject" in r.output["Cause"]

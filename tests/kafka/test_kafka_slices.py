@@ -39,10 +39,14 @@ class Recording(KafkaWorker):
             return data
 
         consumer.getmany = counted  # the fetch loop has not run yet: it sees this from its first fetch
+        dispatcher = self._dispatcher
+        dispatch = dispatcher.dispatch
 
-    def _dispatch(self, tp: Any, records: list[Any]) -> None:
-        self.events.append(("slice", len(records)))
-        super()._dispatch(tp, records)
+        def recorded(tp: Any, records: list[Any]) -> None:
+            self.events.append(("slice", len(records)))
+            dispatch(tp, records)
+
+        dispatcher.dispatch = recorded  # type: ignore[method-assign]  # the fetch loop looks it up per slice
 
 
 async def probe(worker: Recording, stop: asyncio.Event) -> None:

@@ -11,8 +11,9 @@ import pytest
 from express import Engine, VirtualClock
 from express.asl.errors import ASLError
 from express.engine.billing import MB, Prices, bill
-from express.observe.metering import format_summary, read_records, summarise, usage_record
+from express.observe.metering import UsageRecorder, format_summary, read_records, summarise, usage_record
 from express.observe.sinks import MemorySink, StreamSink
+from tests.support import MAP_OF_PARALLELS
 
 T0 = 1_000_000.0  # virtual clock start: exact float arithmetic on durations
 TIER1_PER_GB_S = 0.06 / 3600
@@ -89,15 +90,6 @@ def test_failed_and_timed_out_executions_are_billed_too() -> None:
     assert recs["s"]["machine"] == "slow"
 
 
-def _map_of_parallels(n_items: int) -> dict[str, Any]:
-    """A Map whose every iteration runs a Parallel: 1 + n_items Map/Parallel steps."""
-    return {"StartAt": "M", "States": {"M": {
-        "Type": "Map", "ItemsPath": "$.items", "ResultPath": None, "End": True,
-        "ItemProcessor": {"StartAt": "Par", "States": {"Par": {
-            "Type": "Parallel", "End": True,
-            "Branches": [{"StartAt": "B", "States": {"B": {"Type": "Pass", "Result": 1, "End": True}}}]}}}}}}
-
-
 @pytest.mark.parametrize(("n_items", "billed_mb"), [(0, 64), (60, 64), (80, 128)])
 def test_billed_memory_counts_map_and_parallel_steps_in_64mb_steps(n_items: int, billed_mb: int) -> None:
     # 200 KB of payload per step: 50 MB + 61 x 0.19 MB < 64 MB, but 50 MB + 81 x 0.19 MB > 64 MB
@@ -105,7 +97,7 @@ def test_billed_memory_counts_map_and_parallel_steps_in_64mb_steps(n_items: int,
     payload_bytes = len(orjson.dumps(payload))
     sink = MemorySink()
     eng = engine(usage_sink=sink)
-    machine = eng.compile(_map_of_parallels(n_items), "mapped")
+    machine = eng.compile(MAP_OF_PARALLELS, "mapped")
     result = run_all([machine.execute(payload, "m")])[0]
     assert result.status == "SUCCEEDED", result
     [rec] = records_of(sink)
@@ -124,7 +116,7 @@ def test_usage_record_reports_the_billing_the_result_carries() -> None:
     text = orjson.dumps(payload, option=orjson.OPT_INDENT_2)  # the caller read it as this text
     sink = MemorySink()
     eng = engine(usage_sink=sink)
-    machine = eng.compile(_map_of_parallels(100), "same")
+    machine = eng.compile(MAP_OF_PARALLELS, "same")
     result = run_all([machine.execute(payload, "m", input_size=len(text))])[0]
     assert result.status == "SUCCEEDED"
     [rec] = records_of(sink)
@@ -292,3 +284,40 @@ def test_failed_execution_record_counts_its_state_transitions() -> None:
                                                 "F": {"Type": "Fail", "Error": "E"}}}, "transitions")
     run_all([m.execute({}, "x")])
     assert records_of(sink)[0]["stateTransitions"] == 3
+
+
+# ---------------------------------------------------------------------- the engine's usage hook
+def test_a_usage_recorder_as_usage_sink_writes_the_very_records_of_a_plain_sink() -> None:
+    prices = Prices(per_request=5e-6, gb_hour_tiers=((10.0, 3.6), (math.inf, 1.0)))
+    plain, recorded = MemorySink(), MemorySink()
+    by_sink = engine(usage_sink=plain, prices=prices)
+    by_recorder = engine(usage_sink=UsageRecorder(recorded, prices))
+    assert by_sink.usage_sink is plain  # the sink given stays the engine's usage_sink
+    assert isinstance(by_sink.usage, UsageRecorder) and by_sink.usage.prices is prices
+    payload = {"items": list(range(100)), "pad": "x" * 200_000}  # 128 MB billed
+    for eng in (by_sink, by_recorder):
+        run_all([eng.compile(wait(1.25), "slow").execute({}, "s", mode="sync"),
+                 eng.compile(FAIL, "failing").execute({}, "f", mode="async"),
+                 eng.compile(MAP_OF_PARALLELS, "big").execute(payload, "b")])
+    assert len(plain.records) == 3
+    assert list(recorded.records) == list(plain.records)
+    slow, failing, big = records_of(plain)
+    assert (slow["billedDurationMs"], slow["gbSeconds"], failing["status"], big["billedMemoryMB"]) == (
+        1300, 1.3 * 64 / 1024, "FAILED", 128)
+
+
+def test_any_usage_hook_is_told_of_every_execution_with_its_billing() -> None:
+    class Hook:
+        def __init__(self) -> None:
+            self.calls: list[tuple[str, str, str, int, int, float]] = []
+
+        def record(self, machine: str, mode: str, result: Any, memory_used_mb: float) -> None:
+            self.calls.append((machine, mode, result.status, result.billed_duration_ms, result.billed_memory_mb,
+                               memory_used_mb))
+
+    hook = Hook()
+    eng = engine(usage_sink=hook)
+    assert eng.usage is hook
+    machine = eng.compile(wait(0.25), "hooked")
+    run_all([machine.execute({}, "h", mode="sync", input_size=200_000)])
+    assert hook.calls == [("hooked", "sync", "SUCCEEDED", 300, 64, 50 + machine.definition_size / MB + 200_000 / MB)]

@@ -256,13 +256,24 @@ def test_failed_tasks_are_observed_by_outcome(logging: dict[str, str] | None) ->
     ("arn:aws:states:::lambda:invoke", "lambda"),
     ("arn:aws:states:::sqs:sendMessage", "sqs"),
     ("arn:aws:states:::aws-sdk:s3:getObject", "aws-sdk"),
-    ("arn:aws:states:us-east-1:123456789012:activity:a", "activity"),
-    ("arn:aws:sns:us-east-1:123456789012:t", "other"),
+    ("arn:aws:states:::http:invoke", "http"),
+    ("arn:aws:states:::states:startExecution", "states"),
+    ("arn:express:::kafka:produce", "kafka"),
+    ("arn:aws:sns:us-east-1:123456789012:t", "function"),  # an ARN bound to a local callable
 ])
-def test_integration_label_is_low_cardinality(resource: str, label: str) -> None:
-    from express.observe.metrics import integration
-
-    assert integration(resource) == label
+def test_task_metrics_are_labelled_by_integration_kind(resource: str, label: str) -> None:
+    """The label is named once, when the Task is compiled (express.integrations.kind), never a full ARN."""
+    name = unique("kind")
+    engine = Engine({resource: lambda e: {"ok": True}, "f": lambda e: {"ok": True}}, clock=VirtualClock(T0),
+                    metrics=True)
+    params = {"FunctionName": "f"} if resource.endswith("lambda:invoke") else {}
+    m = engine.compile({"StartAt": "T", "States": {"T": {"Type": "Task", "Resource": resource,
+                                                         "Parameters": params, "End": True}}}, name)
+    before = scrape()
+    assert run_all([m.execute({})])[0].status == "SUCCEEDED"
+    after = scrape()
+    assert delta(before, after, "express_task_duration_seconds_count", machine=name, integration=label,
+                 status="SUCCEEDED") == 1
 
 
 def test_state_transitions_by_state_type() -> None:

@@ -176,3 +176,39 @@ def test_the_package_version_is_the_one_express_reports():
 
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     assert project["version"] == express.__version__
+
+
+def test_validate_accepts_every_integration_aws_has_and_refuses_unknown_ones(tmp_path, capsys):
+    states = {
+        "Query": "arn:aws:states:::dynamodb:query",  # not an optimized integration
+        "Nope": "arn:aws:states:::aws-sdk:nosuchservice:doIt",
+        "Get": "arn:aws:states:::aws-sdk:s3:getObject", "Http": "arn:aws:states:::http:invoke",
+        "Put": "arn:aws:states:::dynamodb:putItem", "Send": "arn:aws:states:::sqs:sendMessage",
+        "Produce": "arn:express:::kafka:produce", "Fn": "arn:aws:lambda:us-east-1:123456789012:function:f"}
+    names = list(states)
+    definition = {"StartAt": names[0], "States": {
+        n: {"Type": "Task", "Resource": r, **({"Next": names[i + 1]} if i + 1 < len(names) else {"End": True})}
+        for i, (n, r) in enumerate(states.items())}}
+    path = tmp_path / "m.json"
+    path.write_text(json.dumps(definition))
+    assert main(["validate", str(path)]) == 1
+    out = capsys.readouterr().out
+    refused = [line.rsplit(" at ", 1)[1] for line in out.splitlines() if "is not recognized" in line]
+    assert refused == ["/States/Query/Resource", "/States/Nope/Resource"], out
+
+
+def test_exec_input_too_deep_or_too_large_fails_as_the_engine_says(tmp_path, capsys):
+    # the size as given spares the engine measuring the input; the rare text it must check
+    # itself (express.asl.limits.suspect) still reaches its checks
+    f = tmp_path / "good.asl.json"
+    f.write_text(json.dumps(GOOD))
+    deep = tmp_path / "deep.json"
+    deep.write_text('{"a": ' + "[" * 300 + "]" * 300 + "}")
+    assert main(["exec", str(f), "--input", f"@{deep}"]) == 2
+    out = json.loads(capsys.readouterr().out)
+    assert (out["status"], out["error"]) == ("FAILED", "States.Runtime") and "253 levels" in out["cause"]
+    big = tmp_path / "big.json"
+    big.write_text(json.dumps({"a": "x" * (256 * 1024)}))
+    assert main(["exec", str(f), "--input", f"@{big}"]) == 2
+    out = json.loads(capsys.readouterr().out)
+    assert (out["status"], out["error"]) == ("FAILED", "States.DataLimitExceeded")

@@ -7,6 +7,7 @@ import dataclasses
 import json
 import pathlib
 import sqlite3
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
@@ -16,6 +17,7 @@ from express.serve.config import Settings, StateSettings, load_settings
 from express.serve.registry import Registry
 from express.store import MachineRecord, StoreError, open_store, sqlite_path
 from express.store.follower import MachineFollower
+from express.store.redis import RedisMachineStore
 from express.store.sqlite import SqliteMachineStore
 
 PASS = {"StartAt": "P", "States": {"P": {"Type": "Pass", "Result": 1, "End": True}}}
@@ -32,13 +34,34 @@ def run(coro: Any) -> Any:
     return asyncio.run(coro)
 
 
-async def opened(path: pathlib.Path) -> SqliteMachineStore:
-    store = SqliteMachineStore(path)
-    await store.open()
-    return store
+@pytest.fixture(params=["sqlite", "redis"])
+def kind(request: pytest.FixtureRequest) -> str:
+    """Each store contract test runs on SQLite and on a real redis-server (tests/store/conftest.py)."""
+    if request.param == "redis":
+        request.getfixturevalue("redis_url")
+    return str(request.param)
 
 
-def test_create_get_update_delete_with_a_growing_change_sequence(tmp_path: pathlib.Path) -> None:
+Opener = Callable[[pathlib.Path], Awaitable[Any]]
+
+
+@pytest.fixture
+def opened(request: pytest.FixtureRequest) -> Opener:
+    """Opens a store at a path (SQLite) or, in a test parametrized by ``kind`` "redis", in the test's
+    Redis database under a prefix named after the path: two opens of one path share one store, as two
+    workers do."""
+    kind = request.getfixturevalue("kind") if "kind" in request.fixturenames else "sqlite"
+    url = request.getfixturevalue("redis_url") if kind == "redis" else ""
+
+    async def open_at(path: pathlib.Path) -> Any:
+        store: Any = RedisMachineStore(f"{url}?prefix={path.name}:") if url else SqliteMachineStore(path)
+        await store.open()
+        return store
+
+    return open_at
+
+
+def test_create_get_update_delete_with_a_growing_change_sequence(tmp_path: pathlib.Path, kind: str, opened: Opener) -> None:
     async def main() -> None:
         store = await opened(tmp_path / "m.db")
         try:
@@ -67,7 +90,7 @@ def test_create_get_update_delete_with_a_growing_change_sequence(tmp_path: pathl
     run(main())
 
 
-def test_every_field_survives_reopening_and_the_file_is_in_wal_mode(tmp_path: pathlib.Path) -> None:
+def test_every_field_survives_reopening_and_the_file_is_in_wal_mode(tmp_path: pathlib.Path, opened: Opener) -> None:
     full = record("full", type="STANDARD", logging={"level": "ALL", "includeExecutionData": True, "destinations": [
         {"cloudWatchLogsLogGroup": {"logGroupArn": "arn:aws:logs:us-east-1:0:log-group:g:*"}}]}, tracing=True,
         revision_id="r-1", encryption={"type": "CUSTOMER_MANAGED_KMS_KEY", "kmsKeyId": "k"},
@@ -93,7 +116,7 @@ def test_every_field_survives_reopening_and_the_file_is_in_wal_mode(tmp_path: pa
         assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
 
-def test_two_processes_worth_of_stores_share_one_sequence_and_one_winner_per_name(tmp_path: pathlib.Path) -> None:
+def test_two_processes_worth_of_stores_share_one_sequence_and_one_winner_per_name(tmp_path: pathlib.Path, kind: str, opened: Opener) -> None:
     async def main() -> None:
         one, two = await opened(tmp_path / "m.db"), await opened(tmp_path / "m.db")
         try:
@@ -114,7 +137,7 @@ def test_two_processes_worth_of_stores_share_one_sequence_and_one_winner_per_nam
     run(main())
 
 
-def test_an_unwritable_folder_is_a_store_error_naming_it(tmp_path: pathlib.Path) -> None:
+def test_an_unwritable_folder_is_a_store_error_naming_it(tmp_path: pathlib.Path, opened: Opener) -> None:
     (tmp_path / "file").write_text("")
     with pytest.raises(StoreError, match=r"file/sub/m\.db: cannot open the state store.*EXPRESS_STATE_DIR"):
         run(opened(tmp_path / "file" / "sub" / "m.db"))
@@ -134,15 +157,17 @@ def test_the_url_chooses_the_store(tmp_path: pathlib.Path) -> None:
         sqlite_path(settings("sqlite://relative.db"))
     assert isinstance(open_store(settings()), SqliteMachineStore)
     assert open_store(settings("memory:")) is None
-    with pytest.raises(StoreError, match=r"^\[state\] url: redis:// state stores are not implemented yet"):
-        open_store(settings("redis://127.0.0.1:6379/0"))
+    redis = open_store(settings("redis://:secret@127.0.0.1:6390/2?prefix=team-a:"))
+    assert isinstance(redis, RedisMachineStore) and redis.prefix == "team-a:"
+    assert redis.description == "redis://127.0.0.1:6390/2" and "secret" not in redis.description
+    assert isinstance(open_store(settings("valkey://127.0.0.1:6390/0")), RedisMachineStore)
     env = {"EXPRESS_STATE_URL": "sqlite:other.db", "EXPRESS_STATE_DIR": str(tmp_path / "d")}
     loaded = load_settings(tmp_path, env=env)
     assert sqlite_path(loaded) == tmp_path / "d" / "other.db"
 
 
 def test_the_follower_applies_changes_made_elsewhere_and_leaves_the_config_machines_alone(
-        tmp_path: pathlib.Path) -> None:
+        tmp_path: pathlib.Path, kind: str, opened: Opener) -> None:
     async def main() -> None:
         writer, mine = await opened(tmp_path / "m.db"), await opened(tmp_path / "m.db")
         registry = Registry(Engine())
@@ -180,7 +205,7 @@ def test_the_follower_applies_changes_made_elsewhere_and_leaves_the_config_machi
     run(main())
 
 
-def test_retag_is_atomic_per_call_and_a_refusal_writes_nothing(tmp_path: pathlib.Path) -> None:
+def test_retag_is_atomic_per_call_and_a_refusal_writes_nothing(tmp_path: pathlib.Path, kind: str, opened: Opener) -> None:
     async def main() -> None:
         a, b = await opened(tmp_path / "s.db"), await opened(tmp_path / "s.db")  # two workers' stores
         try:
@@ -207,3 +232,117 @@ def test_retag_is_atomic_per_call_and_a_refusal_writes_nothing(tmp_path: pathlib
             await b.close()
 
     run(main())
+
+
+def test_a_name_is_claimed_once_answered_from_the_store_and_fenced_after_its_lease(
+        tmp_path: pathlib.Path, kind: str, opened: Opener) -> None:
+    async def main() -> None:
+        one, two = await opened(tmp_path / "n.db"), await opened(tmp_path / "n.db")  # two owners' views
+        try:
+            d, other = b"d" * 16, b"o" * 16
+            claims = await asyncio.gather(*(s.claim_name("m", "n", d, f"arn-{i}", 1.5, 0.3)
+                                            for i, s in enumerate([one, two] * 5)))
+            owners = [c for c in claims if c.token > 0]
+            assert len(owners) == 1 and owners[0].token == 1
+            arn = owners[0].execution_arn
+            waiting = [c for c in claims if c.token == 0]
+            assert all(c.answer is None and not c.conflict and c.execution_arn == arn for c in waiting)
+            assert (await two.claim_name("m", "n", other, "x", 2.0, 0.3)).conflict
+            assert (await two.claim_name("m2", "n", d, "y", 2.0, 0.3)).token == 1  # names are per machine
+            await asyncio.sleep(0.4)  # the owner stalls past its lease: the name passes on, fenced
+            successor = await two.claim_name("m", "n", d, "z", 3.0, 30)
+            assert successor.token == 2 and successor.execution_arn == arn and successor.start_date == 1.5
+            assert not await one.finish_name("m", "n", 1, b'{"late":1}', 60)  # the stalled owner cannot write
+            await one.release_name("m", "n", 1)  # nor forget the name
+            assert await two.finish_name("m", "n", 2, b'{"output":2}', 60)
+            assert not await two.finish_name("m", "n", 2, b'{"again":1}', 60)
+            done = await one.claim_name("m", "n", d, "w", 4.0, 30)
+            assert done.token == 0 and done.answer == b'{"output":2}' and done.execution_arn == arn
+            # released without an answer: a retry runs it; kept answers expire after their retention
+            third = await one.claim_name("m", "r", d, "r-1", 5.0, 30)
+            await one.release_name("m", "r", third.token)
+            assert (await two.claim_name("m", "r", d, "r-2", 6.0, 30)).execution_arn == "r-2"
+            assert await two.finish_name("m2", "n", 1, b"{}", 0.2)
+            await asyncio.sleep(0.3)
+            assert (await one.claim_name("m2", "n", other, "fresh", 7.0, 30)).token == 1
+        finally:
+            await one.close()
+            await two.close()
+
+    run(main())
+
+
+def version(number: int) -> dict[str, Any]:
+    return {"version": number, "created": 1700000000.0 + number, "description": None, "definition": "{}"}
+
+
+def test_modify_is_atomic_an_update_keeps_versions_and_aliases_and_a_refusal_writes_nothing(
+        tmp_path: pathlib.Path, kind: str, opened: Opener) -> None:
+    async def main() -> None:
+        a, b = await opened(tmp_path / "v.db"), await opened(tmp_path / "v.db")  # two workers' stores
+        try:
+            await a.create(record("m"))
+
+            def add(r: MachineRecord) -> MachineRecord:
+                number = r.last_version + 1
+                return dataclasses.replace(r, versions=[*r.versions, version(number)], last_version=number)
+
+            # versions published through both stores at once: each gets its own number, none is lost
+            await asyncio.gather(*(s.modify("m", add) for s in [a, b] * 10))
+            stored = await b.get("m")
+            assert stored is not None and [v["version"] for v in stored.versions] == list(range(1, 21))
+            with_alias = await a.modify("m", lambda r: dataclasses.replace(r, aliases=[
+                {"name": "PROD", "routing": [{"version": 3, "weight": 100}]}]))
+            assert with_alias is not None and with_alias.seq > stored.seq
+            # an UpdateStateMachine's record (stale versions) keeps what the store has
+            updated = await b.update(dataclasses.replace(record("m", result=2), versions=[], aliases=[]))
+            assert updated is not None and updated.last_version == 20 and len(updated.versions) == 20
+            assert updated.aliases == with_alias.aliases and updated.definition == record("m", result=2).definition
+            assert await a.get("m") == updated
+            changed = (await b.changes(updated.seq - 1))[-1]
+            assert changed == updated
+
+            def refuse(r: MachineRecord) -> MachineRecord:
+                raise ValueError("conflict")
+
+            with pytest.raises(ValueError):
+                await a.modify("m", refuse)
+            assert await a.get("m") == updated
+            assert await a.modify("absent", add) is None
+            await a.delete("m")
+            assert await b.modify("m", add) is None
+        finally:
+            await a.close()
+            await b.close()
+
+    run(main())
+
+
+def test_a_version_1_file_is_upgraded_in_place(tmp_path: pathlib.Path) -> None:
+    path = tmp_path / "old.db"
+    with sqlite3.connect(path) as db:  # the schema of SCHEMA_VERSION 1, with one machine
+        db.executescript("""
+            CREATE TABLE machines (name TEXT PRIMARY KEY, seq INTEGER NOT NULL, deleted INTEGER NOT NULL DEFAULT 0,
+                arn TEXT NOT NULL, definition TEXT NOT NULL, role_arn TEXT NOT NULL, type TEXT NOT NULL,
+                created REAL NOT NULL, logging TEXT, tracing INTEGER NOT NULL, revision_id TEXT,
+                encryption TEXT NOT NULL, refs TEXT NOT NULL, tags TEXT NOT NULL);
+            PRAGMA user_version = 1;
+        """)
+        db.execute("INSERT INTO machines VALUES ('old', 1, 0, ?, '{}', 'r', 'EXPRESS', 1.0, NULL, 0, NULL, "
+                   "'{\"type\": \"AWS_OWNED_KEY\"}', '{}', '[]')", (ARN + "old",))
+
+    async def main() -> None:
+        store = SqliteMachineStore(path)
+        await store.open()
+        try:
+            old = await store.get("old")
+            assert old is not None and old.versions == [] and old.last_version == 0 and old.aliases == []
+            published = await store.modify("old", lambda r: dataclasses.replace(r, versions=[version(1)],
+                                                                                last_version=1))
+            assert published is not None and (await store.get("old")) == published
+        finally:
+            await store.close()
+
+    run(main())
+    with sqlite3.connect(path) as db:
+        assert db.execute("PRAGMA user_version").fetchone()[0] == 2

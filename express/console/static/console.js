@@ -20,7 +20,7 @@
 
   const state = {
     machines: [], stats: {}, route: null, machine: null, graph: null, executions: [], selected: null,
-    filter: "all", search: "", timers: [], validateTimer: null, validateSeq: 0, recording: true, metrics: false,
+    filter: "all", search: "", timers: [], validateTimer: null, validateSeq: 0, recording: true, metrics: false, workers: null,
     inspected: null, visitPick: {}, startInput: {},
   };
   const EVENT_SHORT = 120;
@@ -279,6 +279,7 @@
       const data = await api("machines/" + encodeURIComponent(state.route.machine) + "/executions");
       state.executions = data.executions;
       state.recording = data.recording;
+      state.workers = data.workers || null;
       renderExecutions();
     } catch (err) { /* connection indicator */ }
   }
@@ -290,6 +291,11 @@
     const shown = state.executions.filter(matches);
     const count = document.getElementById("exec-count");
     if (count) count.textContent = shown.length === state.executions.length ? "(" + shown.length + ")" : "(" + shown.length + " of " + state.executions.length + ")";
+    const w = state.workers;
+    if (w && w.unanswered && w.unanswered.length) {
+      ul.appendChild(h("li", { class: "muted", id: "exec-unanswered" }, (w.unanswered.length === 1 ? "Worker " : "Workers ") +
+        w.unanswered.join(", ") + " did not answer in time: " + w.answered + " of " + w.of + " workers listed."));
+    }
     if (!state.recording) ul.appendChild(h("li", { class: "muted" }, "This server does not record executions."));
     else if (!state.executions.length) ul.appendChild(h("li", { class: "muted empty" }, "No executions yet."));
     else if (!shown.length) ul.appendChild(h("li", { class: "muted empty" }, "No execution matches."));

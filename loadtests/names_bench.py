@@ -1,0 +1,154 @@
+#!/usr/bin/env python3
+"""Named StartSyncExecution (the exactly-once path) with each place names can live, in one run:
+
+- ``memory:``  names in the serving process only (the figure before the durable store);
+- ``sqlite``   the embedded default: names survive a restart of any worker or of the server;
+- ``redis``    names shared by several servers (a redis-server started here on a free port).
+
+    python loadtests/names_bench.py -n 10000 -c 32 [--rounds 3]
+
+Each variant starts ``express serve --no-kafka --workers 1`` with ``EXPRESS_STATE_URL`` set, warms up, then
+sends ``-n`` requests with unique names over ``-c`` raw keep-alive connections (``http_bench.run_raw``),
+every answer checked. Prints requests/s and latency per variant (median of ``--rounds``) and the ratio
+to ``memory:`` (target: the durable default within 1.5x of its cost).
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import pathlib
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+
+from http_bench import Stats, body_for, free_port, percentile, run_raw  # noqa: E402
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+MACHINE = ROOT.parent / "shared" / "bench" / "machines" / "m1_pass_chain.json"
+SIMPLE = '{"StartAt": "P", "States": {"P": {"Type": "Pass", "End": true}}}'
+
+
+def start_redis() -> tuple[subprocess.Popen[bytes] | None, str]:
+    binary = shutil.which("redis-server") or shutil.which("valkey-server")
+    if binary is None:
+        return None, ""
+    port = free_port()
+    proc = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(0.3)
+    return proc, f"redis://127.0.0.1:{port}/0"
+
+
+def spawn(state_url: str) -> tuple[subprocess.Popen[bytes], str, str]:
+    tmp = tempfile.mkdtemp(prefix="express-names-")
+    (pathlib.Path(tmp) / "machines").mkdir()
+    text = MACHINE.read_text() if MACHINE.exists() else SIMPLE
+    (pathlib.Path(tmp) / "machines" / "m1.asl.json").write_text(text)
+    port = free_port()
+    env = dict(os.environ, EXPRESS_HTTP_MAX_NAMES="1000000", EXPRESS_STATE_URL=state_url)
+    proc = subprocess.Popen([sys.executable, "-m", "express", "serve", "--config", tmp, "--no-kafka",
+                             "--http", f"127.0.0.1:{port}", "--workers", "1"], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    import socket
+
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return proc, f"http://127.0.0.1:{port}/", tmp
+        except OSError:
+            if proc.poll() is not None:
+                raise SystemExit(f"express serve exited at start (EXPRESS_STATE_URL={state_url})") from None
+            time.sleep(0.1)
+    proc.kill()
+    raise SystemExit("express serve did not listen within 30 s")
+
+
+async def one_round(url: str, n: int, concurrency: int, input_text: str) -> tuple[float, list[float], int]:
+    arn = "arn:aws:states:us-east-1:000000000000:stateMachine:m1"
+    run_id = os.urandom(4).hex()
+
+    def bodies(i: int) -> bytes:
+        return body_for(arn, input_text, f"bench-{run_id}-{i}")
+
+    stats = Stats()
+    t0 = time.perf_counter()
+    await run_raw(url, bodies, n, concurrency, time.monotonic() + 120, stats)
+    elapsed = time.perf_counter() - t0
+    return len(stats.latencies) / elapsed, sorted(x * 1000 for x in stats.latencies), stats.errors
+
+
+async def variant(label: str, state_url: str, args: argparse.Namespace, input_text: str) -> float:
+    proc, url, tmp = spawn(state_url)
+    try:
+        await one_round(url, args.warmup, args.concurrency, input_text)
+        rates, p99s, errors = [], [], 0
+        for _ in range(args.rounds):
+            rate, ms, errs = await one_round(url, args.requests, args.concurrency, input_text)
+            rates.append(rate)
+            p99s.append(percentile(ms, 99))
+            errors += errs
+        med = statistics.median(rates)
+        print(f"{label:8} {med:>9,.0f} req/s  (rounds {', '.join(f'{r:,.0f}' for r in rates)})  "
+              f"p99 {statistics.median(p99s):.2f} ms  errors {errors}", flush=True)
+        return med
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=40)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+async def main_async(args: argparse.Namespace) -> int:
+    input_path = ROOT.parent / "shared" / "bench" / "machines" / "input.json"
+    input_text = input_path.read_text() if input_path.exists() else "{}"
+    print(f"named StartSyncExecution, {args.requests} requests x {args.rounds} rounds, {args.concurrency} "
+          "connections, 1 worker", flush=True)
+    results = {"memory:": await variant("memory:", "memory:", args, input_text)}
+    state = tempfile.mkdtemp(prefix="express-state-")
+    try:
+        results["sqlite"] = await variant("sqlite", f"sqlite:///{state}/express.db", args, input_text)
+    finally:
+        shutil.rmtree(state, ignore_errors=True)
+    redis_proc, redis_url = start_redis()
+    if redis_proc is not None:
+        try:
+            results["redis"] = await variant("redis", redis_url, args, input_text)
+        finally:
+            redis_proc.terminate()
+            redis_proc.wait(10)
+    else:
+        print("redis    (redis-server not installed: skipped)")
+    base = results["memory:"]
+    for label, rate in results.items():
+        if label != "memory:":
+            print(f"cost of {label} vs memory: {base / rate:.2f}x")
+    return 0
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("-n", "--requests", type=int, default=10_000)
+    ap.add_argument("-c", "--concurrency", type=int, default=32)
+    ap.add_argument("--warmup", type=int, default=2_000)
+    ap.add_argument("--rounds", type=int, default=3)
+    args = ap.parse_args()
+    try:
+        import uvloop
+
+        return uvloop.run(main_async(args))
+    except ImportError:
+        return asyncio.run(main_async(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
