@@ -17,7 +17,7 @@ import re
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
 import boto3
@@ -226,6 +226,25 @@ class TwoWorkers:
         if self.proc is not None:
             stop(self.proc)
             self.proc = None
+
+    def every_client(self, check: Callable[[Any], None], clients: int = 20) -> None:
+        """``check(fresh client)`` passes for each of ``clients`` fresh clients, each retried up to the
+        documented propagation bound (a change made through one worker reaches the other)."""
+        from botocore.exceptions import ClientError
+
+        from express.store.follower import PROPAGATION_BOUND_S
+
+        for _ in range(clients):
+            sfn = self.client()
+            deadline = time.monotonic() + PROPAGATION_BOUND_S
+            while True:
+                try:
+                    check(sfn)
+                    break
+                except (AssertionError, ClientError):
+                    if time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.05)
 
     def client(self) -> Any:
         """A fresh client: its own connection pool, so its requests land on either worker."""

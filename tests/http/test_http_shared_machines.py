@@ -5,15 +5,12 @@ machines are listed, described and run after a full restart; config machines sta
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
 from httpsupport import TwoWorkers
-
-from express.store.follower import PROPAGATION_BOUND_S
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -41,18 +38,7 @@ def server_fixture(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TwoWork
 
 
 def every_client_sees(server: TwoWorkers, check: Callable[[Any], None]) -> None:
-    """``check`` passes for each of 20 fresh clients, each retried up to the documented bound."""
-    for _ in range(CLIENTS):
-        sfn = server.client()
-        deadline = time.monotonic() + PROPAGATION_BOUND_S
-        while True:
-            try:
-                check(sfn)
-                break
-            except (AssertionError, ClientError):
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.05)
+    server.every_client(check, CLIENTS)
 
 
 def code(e: ClientError) -> str:

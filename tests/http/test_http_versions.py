@@ -6,15 +6,12 @@ from __future__ import annotations
 
 import collections
 import json
-import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
 from httpsupport import ServerThread, TwoWorkers, running
-
-from express.store.follower import PROPAGATION_BOUND_S
 
 ROLE = "arn:aws:iam::000000000000:role/r"
 ARN = "arn:aws:states:us-east-1:000000000000:stateMachine:"
@@ -230,18 +227,7 @@ def workers_fixture(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TwoWor
 
 
 def every_client(workers: TwoWorkers, check: Any, clients: int = 10) -> None:
-    """``check(fresh client)`` passes for each of several fresh clients, within the documented bound."""
-    for _ in range(clients):
-        sfn = workers.client()
-        deadline = time.monotonic() + PROPAGATION_BOUND_S
-        while True:
-            try:
-                check(sfn)
-                break
-            except (AssertionError, ClientError):
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.05)
+    workers.every_client(check, clients)
 
 
 @pytest.mark.timeout(180)
