@@ -56,6 +56,11 @@ _RESOURCE = re.compile(r"^arn:aws[\w-]*:states:::states:(?P<action>startExecutio
 _BAD_NAME = re.compile(r'[\s<>{}\[\]?*"#%\\^|~`$&,;:/\x00-\x1f\x7f-\x9f\ufffe\uffff\ud800-\udfff]')
 
 
+def _utf8_size(text: str) -> int:
+    """The input's size as AWS counts it: UTF-8 bytes."""
+    return len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))
+
+
 def build(resource: str, integrations: Integrations) -> Invoker | None:
     m = _RESOURCE.match(resource)
     if m is None:
@@ -65,14 +70,14 @@ def build(resource: str, integrations: Integrations) -> Invoker | None:
             machine, arn, name, text, value = await _request(eff, integrations.machines)
             start = machine.engine.clock.now()
             started(integrations).spawn(machine, machine.execute(value, name=name, arn=arn, mode="async",
-                                                                 input_size=len(text)))
+                                                                 input_size=_utf8_size(text)))
             return _start_answer(arn, start)
 
         return start_execution
 
     async def start_sync_execution(eff: Any, frame: Frame, timeout: float | None) -> Any:
         machine, arn, name, text, value = await _request(eff, integrations.machines)
-        run = machine.execute(value, name=name, arn=arn, mode="sync", input_size=len(text))
+        run = machine.execute(value, name=name, arn=arn, mode="sync", input_size=_utf8_size(text))
         result = await _within(run, frame, timeout)
         answer: dict[str, Any] = {
             "ExecutionArn": arn, "StateMachineArn": machine.arn, "Name": name,
@@ -115,8 +120,7 @@ async def _request(eff: Any, machines: Any) -> tuple[Any, str, str, str, Any]:
     machine = await _find(machines, machine_arn)
     if machine is None:
         raise _service_error("StateMachineDoesNotExist", f"State Machine Does Not Exist: '{_clip(machine_arn)}'")
-    size = len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))
-    if size > machine.engine.max_payload_bytes:
+    if _utf8_size(text) > machine.engine.max_payload_bytes:
         raise _service_error("ValidationException", "1 validation error detected: Value at 'input' failed to satisfy "
                              f"constraint: Member must have length less than or equal to "
                              f"{machine.engine.max_payload_bytes}")
