@@ -2,6 +2,7 @@
 subprocesses, and AWS's Express billing formula."""
 from __future__ import annotations
 
+import asyncio
 import math
 import os
 import pathlib
@@ -105,3 +106,18 @@ def aws_billing(duration_s: float, definition_bytes: int, payload_bytes: int, st
     ms = max(100, math.ceil(round(duration_s * 1000, 6) / 100) * 100)
     used = 50 + definition_bytes / MB + payload_bytes / MB * max(1, steps)
     return {"billedDurationInMilliseconds": ms, "billedMemoryUsedInMB": max(64, math.ceil(used / 64) * 64)}
+
+
+async def read_record(bootstrap: str, topic: str, partition: int, offset: int) -> Any:
+    """The Kafka record at (topic, partition, offset), read with a plain aiokafka consumer."""
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        tp = TopicPartition(topic, partition)
+        consumer.assign([tp])
+        consumer.seek(tp, offset)
+        return await asyncio.wait_for(consumer.getone(tp), 30)
+    finally:
+        await consumer.stop()

@@ -13,10 +13,11 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
+from express.integrations import Integrations
 from tests.support import free_port
 
 MOTO_ENV = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_REGION": "us-east-1",
@@ -80,3 +81,13 @@ def moto_env(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> str:
         monkeypatch.setenv(name, value)
     monkeypatch.setenv("AWS_ENDPOINT_URL", moto_endpoint)
     return moto_endpoint
+
+
+@pytest.fixture
+async def integrations(moto_env: str) -> AsyncIterator[Integrations]:
+    """An Integrations whose AWS calls go to the session's moto server; closed after the test."""
+    integ = Integrations()
+    try:
+        yield integ
+    finally:
+        await integ.aclose()

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import re
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -34,15 +33,6 @@ def chain(*states: tuple[str, dict[str, Any]]) -> dict[str, Any]:
             s["Next"] = following
         out[n] = s
     return {"StartAt": states[0][0], "States": out}
-
-
-@pytest.fixture
-async def integrations(moto_env: str) -> AsyncIterator[Integrations]:
-    integ = Integrations()
-    try:
-        yield integ
-    finally:
-        await integ.aclose()
 
 
 async def run(integrations: Integrations, definition: dict[str, Any], input: Any = None,

@@ -10,7 +10,6 @@ from typing import Any
 
 import orjson
 import pytest
-from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.partitioner import murmur2
 
 from express import Engine, VirtualClock
@@ -18,6 +17,7 @@ from express.integrations import KAFKA_PRODUCE, Integrations
 from express.integrations.kafka_produce import build
 from express.kafka.admin import ensure_topics
 from express.kafka.producer import TaskProducer
+from tests.support import read_record
 
 
 @pytest.fixture
@@ -38,19 +38,6 @@ def produce_machine(parameters: dict[str, Any], **task: Any) -> dict[str, Any]:
         "Type": "Task", "Resource": KAFKA_PRODUCE, "Parameters": parameters, "End": True, **task}}}
 
 
-async def read(bootstrap: str, topic: str, partition: int, offset: int) -> Any:
-    """The record at (topic, partition, offset)."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-    await consumer.start()
-    try:
-        tp = TopicPartition(topic, partition)
-        consumer.assign([tp])
-        consumer.seek(tp, offset)
-        return await asyncio.wait_for(consumer.getone(tp), 30)
-    finally:
-        await consumer.stop()
-
-
 async def test_a_task_writes_one_record_and_answers_where_it_is(bootstrap: str, producer: TaskProducer) -> None:
     topic = topic_name()
     engine = Engine(clock=VirtualClock(), integrations=Integrations(kafka=producer))
@@ -62,7 +49,7 @@ async def test_a_task_writes_one_record_and_answers_where_it_is(bootstrap: str, 
     assert result.status == "SUCCEEDED", result.cause
     assert set(result.output) == {"Topic", "Partition", "Offset"}
     assert result.output["Topic"] == topic
-    record = await read(bootstrap, topic, result.output["Partition"], result.output["Offset"])
+    record = await read_record(bootstrap, topic, result.output["Partition"], result.output["Offset"])
     assert record.key == b"o-1"
     assert orjson.loads(record.value) == order
     assert list(record.headers) == [("source", b"express"), ("kind", b"created")]
@@ -75,7 +62,7 @@ async def test_values_are_json_text_and_no_value_is_a_tombstone(bootstrap: str, 
     text = await engine.compile(produce_machine({"Topic": topic, "Value": "plain"})).execute({})
     number = await engine.compile(produce_machine({"Topic": topic, "Value": 12.5})).execute({})
     tombstone = await engine.compile(produce_machine({"Topic": topic, "Key": "k"})).execute({})
-    records = [await read(bootstrap, topic, r.output["Partition"], r.output["Offset"])
+    records = [await read_record(bootstrap, topic, r.output["Partition"], r.output["Offset"])
                for r in (text, number, tombstone)]
     assert [r.value for r in records] == [b'"plain"', b"12.5", None]
     assert records[0].key is None and records[2].key == b"k"

@@ -10,7 +10,7 @@ import base64
 import hashlib
 import json
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
@@ -26,15 +26,6 @@ V1_CAUSE = r"\(Service: {service}; Status Code: {status}; Error Code: {code}; Re
 
 def one(state: dict[str, Any], **more: dict[str, Any]) -> dict[str, Any]:
     return {"StartAt": "T", "States": {"T": state, **more}}
-
-
-@pytest.fixture
-async def integrations(moto_env: str) -> AsyncIterator[Integrations]:
-    integ = Integrations()
-    try:
-        yield integ
-    finally:
-        await integ.aclose()
 
 
 async def run(integrations: Integrations, definition: dict[str, Any], input: Any = None,

@@ -12,10 +12,10 @@ from typing import Any
 import boto3
 import orjson
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from botocore.config import Config
 
-from tests.support import serve, stop, wait_log
+from tests.support import read_record, serve, stop, wait_log
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 PRODUCE = "arn:express:::kafka:produce"
@@ -52,18 +52,6 @@ def server(bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator
         assert proc.returncode == 0, log.read_text()[-3000:]
 
 
-async def read_at(bootstrap: str, topic: str, partition: int, offset: int) -> Any:
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-    await consumer.start()
-    try:
-        tp = TopicPartition(topic, partition)
-        consumer.assign([tp])
-        consumer.seek(tp, offset)
-        return await asyncio.wait_for(consumer.getone(tp), 30)
-    finally:
-        await consumer.stop()
-
-
 async def first_record(bootstrap: str, topic: str) -> Any:
     consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, enable_auto_commit=False,
                                 auto_offset_reset="earliest", group_id=f"check-{uuid.uuid4().hex[:8]}")
@@ -82,7 +70,7 @@ def test_a_machine_started_over_http_writes_to_its_topic(server: tuple[Any, path
     assert answer["status"] == "SUCCEEDED", answer
     where = json.loads(answer["output"])
     assert where["Topic"] == topic
-    record = asyncio.run(read_at(bootstrap, topic, where["Partition"], where["Offset"]))
+    record = asyncio.run(read_record(bootstrap, topic, where["Partition"], where["Offset"]))
     assert (record.key, orjson.loads(record.value), list(record.headers)) == (b"o-9", {"total": 12},
                                                                              [("via", b"http")])
 
