@@ -23,6 +23,11 @@ from express.store import MachineRecord, MachineStore, NameClaim, StoreError
 from express.store.batching import Batcher, Call
 
 T = TypeVar("T")
+
+
+class _Busy(Exception):
+    """The file was locked by another process's open, recovery or last close: worth another try."""
+
 SCHEMA_VERSION = 2  # 2: versions and aliases (a version-1 file is upgraded in place)
 BUSY_TIMEOUT_MS = 10_000
 _COLUMNS = ("name", "seq", "deleted", "arn", "definition", "role_arn", "type", "created", "logging", "tracing",
@@ -110,6 +115,7 @@ class SqliteMachineStore(MachineStore):
             raise StoreError(f"{self.description}: {type(e).__name__}: {e}") from None
 
     def _connect(self) -> None:
+        db: sqlite3.Connection | None = None
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
@@ -136,7 +142,16 @@ class SqliteMachineStore(MachineStore):
                 db.execute("ROLLBACK")
                 raise
             db.execute("COMMIT")
+        except sqlite3.OperationalError as e:
+            if db is not None:
+                db.close()
+            if e.sqlite_errorcode & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
+                raise _Busy(str(e)) from None
+            raise StoreError(f"[state] {self.path}: cannot open the state store: {e} (set [state] dir or "
+                             "EXPRESS_STATE_DIR to a writable folder)") from None
         except (OSError, sqlite3.Error) as e:
+            if db is not None:
+                db.close()
             raise StoreError(f"[state] {self.path}: cannot open the state store: {e} (set [state] dir or "
                              "EXPRESS_STATE_DIR to a writable folder)") from None
         self._db = db
@@ -292,8 +307,19 @@ class SqliteMachineStore(MachineStore):
         if self._executor is not None:
             return
         self._executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="express-state")
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + BUSY_TIMEOUT_MS / 1000
         try:
-            await self._call(self._connect)
+            while True:
+                try:
+                    await self._call(self._connect)
+                    break
+                except _Busy as e:
+                    # SQLite answers BUSY without waiting while another process opens the file in WAL
+                    # mode, recovers it, or checkpoints it as its last connection closes: try again.
+                    if loop.time() >= deadline:
+                        raise StoreError(f"[state] {self.path}: cannot open the state store: {e}") from None
+                    await asyncio.sleep(0.05)
         except BaseException:
             executor, self._executor = self._executor, None
             executor.shutdown(wait=False)

@@ -7,6 +7,7 @@ import dataclasses
 import json
 import pathlib
 import sqlite3
+import sys
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -133,6 +134,37 @@ def test_two_processes_worth_of_stores_share_one_sequence_and_one_winner_per_nam
         finally:
             await one.close()
             await two.close()
+
+    run(main())
+
+
+_OPEN_AND_CLOSE = """
+import asyncio, os, sys
+from express.store.sqlite import SqliteMachineStore
+
+async def main():
+    store = SqliteMachineStore(sys.argv[1])
+    await store.open()
+    if sys.argv[2] == "crash":
+        os._exit(0)  # a worker that dies holding the file: the next opener recovers the WAL
+    await store.close()  # the last connection to close checkpoints and deletes the WAL
+
+asyncio.run(main())
+"""
+
+
+def test_workers_opening_and_closing_one_file_at_once_all_open_it(tmp_path: pathlib.Path) -> None:
+    """Workers of one server start (and crash) together: SQLite answers BUSY without waiting while
+    another process opens, recovers or last-closes a WAL file, and that must not fail a start."""
+    async def main() -> None:
+        for round in range(8):  # a new file each round: the first opens race to make it a WAL database
+            path = tmp_path / str(round) / "express.db"
+            others = [await asyncio.create_subprocess_exec(sys.executable, "-c", _OPEN_AND_CLOSE, str(path),
+                                                           "crash" if i % 2 else "close",
+                                                           stderr=asyncio.subprocess.PIPE) for i in range(4)]
+            for other in others:
+                _, err = await other.communicate()
+                assert other.returncode == 0, f"round {round}: {err.decode()}"
 
     run(main())
 
