@@ -118,9 +118,10 @@ class MachineStore(abc.ABC):
         """Rows written after sequence ``after`` (tombstones included), in sequence order."""
 
     # ------------------------------------------------------------------ execution names (exactly once)
-    # Name calls are written in group commits (express.store.batching): an implementation sets
-    # ``self._names = Batcher(self._names_batch)`` and writes ``_names_batch(calls)``, which applies
-    # ("claim_name" | "finish_name" | "release_name", arguments) calls in order, atomically each.
+    # Name calls are written in group commits: an implementation sets ``self._names`` to an object whose
+    # ``await call(op, *args)`` queues ("claim_name" | "finish_name" | "release_name", arguments) and
+    # whose ``aclose()`` writes what is queued; each batch applies its calls in order, atomically each
+    # (Redis: express.store.batching's Batcher; SQLite: express.store.sqlite_names's helper process).
     _names: Any
 
     async def claim_name(self, machine: str, name: str, digest: bytes, execution_arn: str, start_date: float,

@@ -2,25 +2,26 @@
 worker process of one server. Readers never block the writer and each other in WAL mode; writes
 are serialized by ``BEGIN IMMEDIATE`` (``busy_timeout`` waits for another process's write).
 
-Every call runs on one dedicated thread per process, which owns the connection: the event loop
-never waits on the file. Back it up while serving with ``sqlite3 FILE ".backup COPY"``.
+Machine calls run on one dedicated thread per process, which owns their connection: the event loop
+never waits on the file. Execution names, two writes per named execution, are written by a helper
+process of each worker (express.store.sqlite_names), in group commits. Back the file up while serving
+with ``sqlite3 FILE ".backup COPY"``.
 """
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import dataclasses
-import functools
 import pathlib
+import queue
 import sqlite3
-import time
+import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 import orjson
 
-from express.store import MachineRecord, MachineStore, NameClaim, StoreError
-from express.store.batching import Batcher, Call
+from express.store import MachineRecord, MachineStore, StoreError
+from express.store.sqlite_names import NamesHelper
 
 T = TypeVar("T")
 
@@ -71,9 +72,6 @@ CREATE TABLE IF NOT EXISTS names (      -- execution names: exactly once across 
 );
 CREATE INDEX IF NOT EXISTS names_by_expiry ON names (expires);
 """
-PURGE_EVERY_S = 60.0  # expired names are deleted at most this often (a claim checks its own row anyway)
-
-
 def _json(value: Any) -> str | None:
     return None if value is None else orjson.dumps(value).decode()
 
@@ -94,23 +92,68 @@ def _values(r: MachineRecord) -> tuple[Any, ...]:
             _json(r.aliases))
 
 
+class _StoreThread:
+    """The thread that owns the machines' connection: calls run there one at a time, in order, each
+    answered on its caller's loop with one ``call_soon_threadsafe``."""
+
+    def __init__(self) -> None:
+        self._queue: queue.SimpleQueue[tuple[Any, ...] | None] = queue.SimpleQueue()
+        # a daemon: a store never closed must not hold the interpreter's exit (SQLite survives that)
+        self._thread = threading.Thread(target=self._serve, name="express-state", daemon=True)
+        self._thread.start()
+
+    def call(self, fn: Callable[..., Any], *args: Any) -> asyncio.Future[Any]:
+        """``fn(*args)`` on the thread."""
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+        self._queue.put((loop, future, fn, args))
+        return future
+
+    def stop(self) -> None:
+        """No more calls: the thread ends once the queued ones are done."""
+        self._queue.put(None)
+
+    def join(self) -> None:
+        self._thread.join()
+
+    def _serve(self) -> None:
+        while (item := self._queue.get()) is not None:
+            loop, future, fn, args = item
+            try:
+                result, error = fn(*args), None
+            except BaseException as e:
+                result, error = None, e
+            try:
+                loop.call_soon_threadsafe(_settle, future, result, error)
+            except RuntimeError:  # that loop is closed: nobody waits for the answer
+                pass
+
+
+def _settle(future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
+    if future.cancelled():
+        return
+    if error is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(result)
+
+
 class SqliteMachineStore(MachineStore):
     def __init__(self, path: str | pathlib.Path) -> None:
         self.path = pathlib.Path(path)
         self.description = f"sqlite:///{self.path.resolve()}"
-        self._executor: concurrent.futures.ThreadPoolExecutor | None = None
-        self._db: sqlite3.Connection | None = None  # used only on the executor's thread
-        self._names_db: sqlite3.Connection | None = None  # the same file, for execution names
-        self._purged = 0.0
-        # execution names are written in group commits: one transaction per batch of concurrent calls
-        self._names = Batcher(lambda calls: self._call(self._names_batch, calls))
+        self._thread: _StoreThread | None = None
+        self._db: sqlite3.Connection | None = None  # used only on the store's thread
+        # execution names: written by a helper process, in group commits (express.store.sqlite_names)
+        self._names = NamesHelper(str(self.path), self.description, BUSY_TIMEOUT_MS)
 
     # ------------------------------------------------------------------ the store's thread
     async def _call(self, fn: Callable[..., T], *args: Any) -> T:
-        if self._executor is None:
+        if self._thread is None:
             raise StoreError(f"{self.description}: the store is not open")
         try:
-            return await asyncio.get_running_loop().run_in_executor(self._executor, functools.partial(fn, *args))
+            result: T = await self._thread.call(fn, *args)
+            return result
         except sqlite3.Error as e:
             raise StoreError(f"{self.description}: {type(e).__name__}: {e}") from None
 
@@ -155,21 +198,11 @@ class SqliteMachineStore(MachineStore):
             raise StoreError(f"[state] {self.path}: cannot open the state store: {e} (set [state] dir or "
                              "EXPRESS_STATE_DIR to a writable folder)") from None
         self._db = db
-        # Execution names on a second connection with synchronous = NORMAL: in WAL mode a commit then
-        # survives a crash of the process (SIGKILL included), not a power cut, and costs no fsync; a
-        # machine's Create keeps FULL.
-        names = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
-        names.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-        names.execute("PRAGMA synchronous = NORMAL")
-        self._names_db = names
 
     def _close(self) -> None:
         if self._db is not None:
             self._db.close()
             self._db = None
-        if self._names_db is not None:
-            self._names_db.close()
-            self._names_db = None
 
     def _write(self, fn: Callable[[sqlite3.Connection, int], T]) -> T:
         """``fn(db, next_seq)`` inside one write transaction."""
@@ -242,61 +275,6 @@ class SqliteMachineStore(MachineStore):
 
         return self._write(write)
 
-    def _names_batch(self, calls: list[Call]) -> list[Any]:
-        """Execution-name calls, in order, in one write transaction (one fsync for the batch); each
-        call's result, or the exception it raised."""
-        db = self._names_db
-        assert db is not None
-        now = time.time()
-        results: list[Any] = []
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            if now - self._purged > PURGE_EVERY_S:
-                db.execute("DELETE FROM names WHERE expires IS NOT NULL AND expires <= ?", (now,))
-                self._purged = now
-            for op, args in calls:
-                try:
-                    results.append(getattr(self, "_" + op)(db, now, *args))
-                except sqlite3.Error as e:
-                    results.append(StoreError(f"{self.description}: {type(e).__name__}: {e}"))
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
-        db.execute("COMMIT")
-        return results
-
-    def _claim_name(self, db: sqlite3.Connection, now: float, machine: str, name: str, digest: bytes, arn: str,
-                    start: float, lease_s: float) -> NameClaim:
-        row = db.execute("SELECT digest, token, arn, start, lease_until, answer, expires FROM names "
-                         "WHERE machine = ? AND name = ?", (machine, name)).fetchone()
-        if row is not None and row[6] is not None and row[6] <= now:
-            row = None  # its retention is over: a new execution of that name
-        if row is None:
-            db.execute("INSERT OR REPLACE INTO names (machine, name, digest, token, arn, start, lease_until) "
-                       "VALUES (?, ?, ?, 1, ?, ?, ?)", (machine, name, digest, arn, start, now + lease_s))
-            return NameClaim(token=1, execution_arn=arn, start_date=start)
-        if bytes(row[0]) != digest:
-            return NameClaim(conflict=True, execution_arn=row[2], start_date=row[3])
-        if row[5] is not None:
-            return NameClaim(execution_arn=row[2], start_date=row[3], answer=bytes(row[5]))
-        if row[4] > now:
-            return NameClaim(execution_arn=row[2], start_date=row[3])
-        # the owner's lease ran out (it died or stalled): the name passes on, fenced
-        db.execute("UPDATE names SET token = ?, lease_until = ? WHERE machine = ? AND name = ?",
-                   (row[1] + 1, now + lease_s, machine, name))
-        return NameClaim(token=row[1] + 1, execution_arn=row[2], start_date=row[3])
-
-    def _finish_name(self, db: sqlite3.Connection, now: float, machine: str, name: str, token: int, answer: bytes,
-                     retention_s: float) -> bool:
-        cursor = db.execute("UPDATE names SET answer = ?, expires = ?, lease_until = 0 "
-                            "WHERE machine = ? AND name = ? AND token = ? AND answer IS NULL",
-                            (answer, now + retention_s, machine, name, token))
-        return cursor.rowcount == 1
-
-    def _release_name(self, db: sqlite3.Connection, now: float, machine: str, name: str, token: int) -> None:
-        db.execute("DELETE FROM names WHERE machine = ? AND name = ? AND token = ? AND answer IS NULL",
-                   (machine, name, token))
-
     def _changes(self, after: int, limit: int) -> list[MachineRecord]:
         assert self._db is not None
         rows = self._db.execute(_SELECT + " WHERE seq > ? ORDER BY seq LIMIT ?", (after, limit)).fetchall()
@@ -304,9 +282,9 @@ class SqliteMachineStore(MachineStore):
 
     # ------------------------------------------------------------------ MachineStore
     async def open(self) -> None:
-        if self._executor is not None:
+        if self._thread is not None:
             return
-        self._executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="express-state")
+        self._thread = _StoreThread()
         loop = asyncio.get_running_loop()
         deadline = loop.time() + BUSY_TIMEOUT_MS / 1000
         try:
@@ -320,21 +298,23 @@ class SqliteMachineStore(MachineStore):
                     if loop.time() >= deadline:
                         raise StoreError(f"[state] {self.path}: cannot open the state store: {e}") from None
                     await asyncio.sleep(0.05)
+            await self._names.start()
         except BaseException:
-            executor, self._executor = self._executor, None
-            executor.shutdown(wait=False)
+            thread, self._thread = self._thread, None
+            thread.stop()
             raise
 
     async def close(self) -> None:
-        executor = self._executor
-        if executor is None:
+        thread = self._thread
+        if thread is None:
             return
         await self._names.aclose()
         try:
             await self._call(self._close)
         finally:
-            self._executor = None
-            await asyncio.to_thread(executor.shutdown, True)
+            self._thread = None
+            thread.stop()
+            await asyncio.to_thread(thread.join)
 
     async def create(self, record: MachineRecord) -> tuple[MachineRecord, bool]:
         return await self._call(self._create, record)

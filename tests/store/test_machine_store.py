@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
+import os
 import pathlib
+import signal
 import sqlite3
 import sys
 from collections.abc import Awaitable, Callable
@@ -300,6 +302,31 @@ def test_a_name_is_claimed_once_answered_from_the_store_and_fenced_after_its_lea
         finally:
             await one.close()
             await two.close()
+
+    run(main())
+
+
+def test_a_dead_names_helper_fails_its_calls_and_the_next_call_starts_another(tmp_path: pathlib.Path) -> None:
+    """SQLite's execution names are written by a helper process of the worker (express.store.sqlite_names)."""
+    async def main() -> None:
+        store = SqliteMachineStore(tmp_path / "h.db")
+        await store.open()
+        try:
+            d = b"d" * 16
+            assert (await store.claim_name("m", "a", d, "arn-a", 1.0, 30)).token == 1
+            helper = store._names._transport
+            assert helper is not None
+            os.kill(helper.get_pid(), signal.SIGKILL)
+            while store._names._transport is not None:  # its pipes close: the store notices
+                await asyncio.sleep(0.01)
+            # a new helper: what the dead one wrote is in the file, and new names are claimed
+            assert (await store.claim_name("m", "a", d, "arn-again", 2.0, 30)).execution_arn == "arn-a"
+            assert (await store.claim_name("m", "b", d, "arn-b", 2.0, 30)).token == 1
+            assert store._names._transport is not None and store._names._transport.get_pid() != helper.get_pid()
+        finally:
+            await store.close()
+        with pytest.raises(StoreError, match="not open"):
+            await store.claim_name("m", "c", b"d" * 16, "arn-c", 3.0, 30)
 
     run(main())
 
