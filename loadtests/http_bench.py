@@ -150,6 +150,34 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def stop_server(proc: subprocess.Popen[bytes], folder: str | pathlib.Path | None = None) -> None:
+    """SIGTERM (the graceful stop), SIGKILL after 40 s; then its config folder goes."""
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=40)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+    if folder is not None:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def run_loop(coro: Any) -> Any:
+    """``coro`` on uvloop when it is installed, else on asyncio's loop."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(coro)
+    return uvloop.run(coro)
+
+
+def round_args(ap: argparse.ArgumentParser, requests: int) -> None:
+    """The arguments of a benchmark in rounds: -n, -c, --warmup, --rounds."""
+    ap.add_argument("-n", "--requests", type=int, default=requests)
+    ap.add_argument("-c", "--concurrency", type=int, default=32)
+    ap.add_argument("--warmup", type=int, default=2_000)
+    ap.add_argument("--rounds", type=int, default=3)
+
+
 def spawn_server(machine_file: str, name: str, workers: int = 1) -> tuple[subprocess.Popen[bytes], str, str]:
     tmp = tempfile.mkdtemp(prefix="express-bench-")
     machines = pathlib.Path(tmp) / "machines"
@@ -161,18 +189,22 @@ def spawn_server(machine_file: str, name: str, workers: int = 1) -> tuple[subpro
         env.update(EXPRESS_WORKERS_HTTP="all", EXPRESS_WORKERS_HTTP_NAMES_PER_PROCESS="true")
     proc = subprocess.Popen([sys.executable, "-m", "express", "serve", "--config", tmp, "--no-kafka",
                              "--http", f"127.0.0.1:{port}", "--workers", str(workers)], env=env)
-    url = f"http://127.0.0.1:{port}/"
-    t_end = time.monotonic() + 20
-    while time.monotonic() < t_end:
+    return proc, wait_listening(proc, port, "express serve"), tmp
+
+
+def wait_listening(proc: subprocess.Popen[bytes], port: int, what: str, timeout_s: float = 30.0) -> str:
+    """The server's URL once ``port`` accepts connections; SystemExit if ``proc`` exits or times out first."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return proc, url, tmp
+                return f"http://127.0.0.1:{port}/"
         except OSError:
             if proc.poll() is not None:
-                raise SystemExit("the server exited at start") from None
+                raise SystemExit(f"{what} exited at start") from None
             time.sleep(0.1)
     proc.kill()
-    raise SystemExit("the server did not start listening within 20 s")
+    raise SystemExit(f"{what} did not listen within {timeout_s:g} s")
 
 
 async def bench(args: argparse.Namespace, url: str) -> int:
@@ -227,21 +259,10 @@ def main() -> int:
     if args.spawn:
         proc, url, tmp = spawn_server(args.spawn, args.machine, args.workers)
     try:
-        try:
-            import uvloop
-
-            return uvloop.run(bench(args, url))
-        except ImportError:
-            return asyncio.run(bench(args, url))
+        return int(run_loop(bench(args, url)))
     finally:
         if proc is not None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=40)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-        if tmp is not None:
-            shutil.rmtree(tmp, ignore_errors=True)
+            stop_server(proc, tmp)
 
 
 if __name__ == "__main__":

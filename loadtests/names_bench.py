@@ -15,11 +15,9 @@ to ``memory:`` (target: the durable default within 1.5x of its cost).
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 import pathlib
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -28,7 +26,7 @@ import time
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 
-from http_bench import Stats, body_for, free_port, percentile, run_raw  # noqa: E402
+import http_bench as hb  # noqa: E402
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 MACHINE = ROOT.parent / "shared" / "bench" / "machines" / "m1_pass_chain.json"
@@ -39,7 +37,7 @@ def start_redis() -> tuple[subprocess.Popen[bytes] | None, str]:
     binary = shutil.which("redis-server") or shutil.which("valkey-server")
     if binary is None:
         return None, ""
-    port = free_port()
+    port = hb.free_port()
     proc = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     time.sleep(0.3)
@@ -51,24 +49,12 @@ def spawn(state_url: str) -> tuple[subprocess.Popen[bytes], str, str]:
     (pathlib.Path(tmp) / "machines").mkdir()
     text = MACHINE.read_text() if MACHINE.exists() else SIMPLE
     (pathlib.Path(tmp) / "machines" / "m1.asl.json").write_text(text)
-    port = free_port()
+    port = hb.free_port()
     env = dict(os.environ, EXPRESS_HTTP_MAX_NAMES="1000000", EXPRESS_STATE_URL=state_url)
     proc = subprocess.Popen([sys.executable, "-m", "express", "serve", "--config", tmp, "--no-kafka",
                              "--http", f"127.0.0.1:{port}", "--workers", "1"], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    import socket
-
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return proc, f"http://127.0.0.1:{port}/", tmp
-        except OSError:
-            if proc.poll() is not None:
-                raise SystemExit(f"express serve exited at start (EXPRESS_STATE_URL={state_url})") from None
-            time.sleep(0.1)
-    proc.kill()
-    raise SystemExit("express serve did not listen within 30 s")
+    return proc, hb.wait_listening(proc, port, f"express serve (EXPRESS_STATE_URL={state_url})"), tmp
 
 
 def cpu_s(pid: int) -> float:
@@ -91,11 +77,11 @@ async def one_round(url: str, n: int, concurrency: int, input_text: str) -> tupl
     run_id = os.urandom(4).hex()
 
     def bodies(i: int) -> bytes:
-        return body_for(arn, input_text, f"bench-{run_id}-{i}")
+        return hb.body_for(arn, input_text, f"bench-{run_id}-{i}")
 
-    stats = Stats()
+    stats = hb.Stats()
     t0 = time.perf_counter()
-    await run_raw(url, bodies, n, concurrency, time.monotonic() + 120, stats)
+    await hb.run_raw(url, bodies, n, concurrency, time.monotonic() + 120, stats)
     elapsed = time.perf_counter() - t0
     return len(stats.latencies) / elapsed, sorted(x * 1000 for x in stats.latencies), stats.errors
 
@@ -110,7 +96,7 @@ async def variant(label: str, state_url: str, args: argparse.Namespace, input_te
             rate, ms, errs = await one_round(url, args.requests, args.concurrency, input_text)
             cpus.append((cpu_s(proc.pid) - before) / args.requests * 1e6)
             rates.append(rate)
-            p99s.append(percentile(ms, 99))
+            p99s.append(hb.percentile(ms, 99))
             errors += errs
         med = statistics.median(rates)
         print(f"{label:8} {med:>9,.0f} req/s  (rounds {', '.join(f'{r:,.0f}' for r in rates)})  "
@@ -118,12 +104,7 @@ async def variant(label: str, state_url: str, args: argparse.Namespace, input_te
               f"errors {errors}", flush=True)
         return med
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=40)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        shutil.rmtree(tmp, ignore_errors=True)
+        hb.stop_server(proc, tmp)
 
 
 async def main_async(args: argparse.Namespace) -> int:
@@ -155,17 +136,8 @@ async def main_async(args: argparse.Namespace) -> int:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("-n", "--requests", type=int, default=10_000)
-    ap.add_argument("-c", "--concurrency", type=int, default=32)
-    ap.add_argument("--warmup", type=int, default=2_000)
-    ap.add_argument("--rounds", type=int, default=3)
-    args = ap.parse_args()
-    try:
-        import uvloop
-
-        return uvloop.run(main_async(args))
-    except ImportError:
-        return asyncio.run(main_async(args))
+    hb.round_args(ap, 10_000)
+    return int(hb.run_loop(main_async(ap.parse_args())))
 
 
 if __name__ == "__main__":
