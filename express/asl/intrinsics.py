@@ -29,7 +29,6 @@ import json
 import math
 import random
 import re
-import uuid
 from collections.abc import Callable
 from functools import lru_cache
 from typing import Any
@@ -47,6 +46,7 @@ from express.asl.intrinsic_parser import (
 )
 from express.asl.java_json import dumps, java_double
 from express.asl.jsonpath import compile_getter
+from express.asl.uuids import uuid4
 
 # is_intrinsic, dumps and java_double are also this module's API (from the modules that define them)
 __all__ = ["JavaRandom", "compile_intrinsic", "dumps", "is_intrinsic", "java_double"]
@@ -527,7 +527,7 @@ def _string_split(s: Any, delimiters: Any) -> list[str]:
 
 
 def _uuid() -> str:
-    return str(uuid.uuid4())
+    return uuid4()
 
 
 # name -> builder(name, arguments) -> getter; the parser has already checked the argument count

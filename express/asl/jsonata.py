@@ -29,7 +29,6 @@ import math
 import random
 import re
 import time
-import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -37,6 +36,7 @@ import jsonatapy
 
 from express.asl.errors import QUERY_EVALUATION_ERROR, ASLError
 from express.asl.query_language import is_jsonata
+from express.asl.uuids import uuid4
 
 Evaluator = Callable[[dict[str, Any], Any], Any]
 _Expr = Callable[[dict[str, Any], dict[str, Any]], Any]
@@ -381,7 +381,7 @@ def _random(*args: Any) -> Any:
 def _uuid(*args: Any) -> Any:
     if args:
         raise _signature_error("uuid")
-    return str(uuid.uuid4())
+    return uuid4()
 
 
 def _parse(*args: Any) -> Any:

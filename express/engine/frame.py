@@ -6,8 +6,9 @@ context-object fields of the state it is running. Compiled getters take ``(data,
 """
 from __future__ import annotations
 
-import uuid
 from typing import Any
+
+from express.asl.uuids import uuid4
 
 
 class Execution:
@@ -51,7 +52,7 @@ class Execution:
         arn = self._arn
         if arn is None:
             prefix = self.machine_arn.replace(":stateMachine:", ":express:", 1)
-            arn = self._arn = f"{prefix}:{self.name}:{uuid.uuid4()}"
+            arn = self._arn = f"{prefix}:{self.name}:{uuid4()}"
         return arn
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -15,6 +14,7 @@ import orjson
 from express.asl import errors
 from express.asl.errors import ASLError, ExecutionTimedOut
 from express.asl.timestamps import format_timestamp
+from express.asl.uuids import uuid4
 from express.engine.branches import (
     _size,
     inner_frame,
@@ -432,7 +432,7 @@ class _Run:
         self.run = run
         self.pct = pct
         self.count = count
-        run_id = str(uuid.uuid4())
+        run_id = uuid4()
         label = run.label or state.name
         machine_arn = frame.execution.machine_arn
         self.arn = f"{machine_arn.replace(':stateMachine:', ':mapRun:', 1)}/{label}:{run_id}"
@@ -476,7 +476,7 @@ class _Run:
 
     def record(self, status: str, value: Any, out: Any, error: ASLError | None, started: float) -> dict[str, Any]:
         """The child execution as ResultWriter writes it (Transformation NONE), as AWS does."""
-        name = str(uuid.uuid4())
+        name = uuid4()
         rec: dict[str, Any] = {
             "ExecutionArn": f"{self.child_prefix}:{name}",
             "Input": orjson.dumps(value).decode(),

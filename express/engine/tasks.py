@@ -31,6 +31,7 @@ import orjson
 
 from express.asl import errors
 from express.asl.errors import ASLError, ExecutionTimedOut
+from express.asl.uuids import uuid4
 from express.engine.frame import Frame
 
 MAX_PAYLOAD_BYTES = 256 * 1024
@@ -182,7 +183,7 @@ def _function_arn(name_or_arn: str, frame: Frame) -> str:
 
 def _aws_request_suffix(status: int, code: str) -> str:
     return (f" (Service: AWSLambda; Status Code: {status}; Error Code: {code}; "
-            f"Request ID: {uuid.uuid4()}; Proxy: null)")
+            f"Request ID: {uuid4()}; Proxy: null)")
 
 
 def _to_json_bytes(value: Any) -> bytes:
@@ -249,7 +250,7 @@ def exception_to_error(exc: BaseException, compact: bool = False) -> ASLError:
     payload = {
         "errorMessage": str(exc),
         "errorType": name,
-        "requestId": str(uuid.uuid4()),
+        "requestId": uuid4(),
         "stackTrace": frames[-5:],
     }
     cause = orjson.dumps(payload).decode() if compact else json.dumps(payload)
@@ -363,7 +364,7 @@ def invoke_response(payload: Any, content_length: int, version: str = "$LATEST",
                     log_result: str | None = None) -> dict[str, Any]:
     """The result of ``arn:aws:states:::lambda:invoke``: Lambda's Invoke response with the HTTP
     metadata Step Functions adds, headers in the order and case AWS shows them."""
-    request_id = str(uuid.uuid4())
+    request_id = uuid4()
     date = formatdate(usegmt=True)
     trace = f"Root=1-{int(time.time()):08x}-{uuid.uuid4().hex[:24]};Parent={uuid.uuid4().hex[:16]};Sampled=0"
     length = str(content_length)
@@ -418,7 +419,7 @@ def build_invoker(resource: str, functions: dict[str, Callable[..., Any]],
                 raise _too_large("lambda")  # AWS names the integration here, not the function
             qual = _function_parts(name)[1]
             version = qual if qual is not None and qual.isdigit() else "$LATEST"
-            log = _log_tail(str(uuid.uuid4()), version, started) if eff.get("LogType") == "Tail" else None
+            log = _log_tail(uuid4(), version, started) if eff.get("LogType") == "Tail" else None
             return invoke_response(_parse_result(raw), _content_length(value, raw), version, log)
 
         return lambda_invoke

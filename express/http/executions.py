@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import sys
 import time
-import uuid
 from collections.abc import Mapping
 from typing import Any
 
@@ -14,6 +13,7 @@ import orjson
 
 from express.asl.errors import DefinitionError
 from express.asl.limits import decode_refusal, input_refusal
+from express.asl.uuids import uuid4
 from express.engine.machine import Machine
 from express.http.api_base import store_call
 from express.http.names import NameConflict, NamesExhausted, input_digest
@@ -81,7 +81,7 @@ class ExecutionOperations(VersionOperations):
         trace = headers.get("x-amzn-trace-id") or body.get("traceHeader")
         included = body.get("includedData") != "METADATA_ONLY"
         if name is None:
-            name = str(uuid.uuid4())
+            name = uuid4()
             self._admit_sync(machine_name)
             try:
                 return await self._run(entry.machine, machine_name, name, self._execution_arn(machine_name, name),
@@ -195,7 +195,7 @@ class ExecutionOperations(VersionOperations):
         self.sync_running += 1
 
     def _execution_arn(self, machine_name: str, name: str) -> str:
-        return f"{self._exec_prefix}{machine_name}:{name}:{uuid.uuid4()}"
+        return f"{self._exec_prefix}{machine_name}:{name}:{uuid4()}"
 
     async def _run(self, machine: Machine, machine_name: str, name: str, arn: str, input_text: str, value: Any,
                    trace: str | None, included: bool, mode: str) -> bytes:
@@ -240,7 +240,7 @@ class ExecutionOperations(VersionOperations):
         store: MachineStore | None = None
         token = 0
         if name is None:
-            name = str(uuid.uuid4())
+            name = uuid4()
         else:
             key = (machine_name, name)
             digest = input_digest(value)

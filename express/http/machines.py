@@ -8,11 +8,11 @@ import asyncio
 import base64
 import dataclasses
 import time
-import uuid
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from express.asl.errors import DefinitionError, Problem
+from express.asl.uuids import uuid4
 from express.asl.variable_references import VariableReferences, variable_references
 from express.engine.machine import Machine
 from express.http.api_base import store_call
@@ -350,7 +350,7 @@ class MachineOperations(VersionOperations):
         new = dataclasses.replace(
             entry, machine=machine, definition_text=new_text, role_arn=role if role is not None else entry.role_arn,
             logging=logging, tracing=tracing, encryption=encryption, references=references,
-            references_of=references_of, revision_id=str(uuid.uuid4()) if changed else entry.revision_id)
+            references_of=references_of, revision_id=uuid4() if changed else entry.revision_id)
         updated = _record(name, new)
         now = time.time()
         number = 0

@@ -52,6 +52,7 @@ from express.asl.errors import ASLError, DefinitionError, ExecutionTimedOut, Pat
 from express.asl.jsonpath import compile_getter
 from express.asl.limits import MAX_DEPTH, deeper_than, too_deep_message, unwritable
 from express.asl.timestamps import format_timestamp
+from express.asl.uuids import uuid4
 from express.asl.validation import validate
 from express.engine.clock import VirtualClock
 from express.engine.dataflow import invalid_path
@@ -557,7 +558,7 @@ async def run_test_state(engine: Engine, definition: Any, input_value: Any, *, s
     input_text = _dumps(input_value)
     retries = config.get("retrierRetryCount", 0)
     retries = retries if isinstance(retries, int) and retries >= 0 else 0
-    execution_name = str(uuid.uuid4())
+    execution_name = uuid4()
     ex = Execution(machine_name, machine.arn, execution_name,
                    f"arn:aws:states:{engine.region}:{engine.account}:express:{machine_name}:{execution_name}",
                    input_value, clock.now(), clock, math.inf, time.monotonic() + engine.max_duration_s)

@@ -34,7 +34,6 @@ import asyncio
 import contextlib
 import re
 import time
-import uuid
 from collections.abc import Coroutine, Mapping
 from email.utils import formatdate
 from typing import Any
@@ -45,6 +44,7 @@ from express.asl import errors
 from express.asl.errors import ASLError, ExecutionTimedOut
 from express.asl.limits import decode_refusal, input_refusal
 from express.asl.timestamps import format_timestamp
+from express.asl.uuids import uuid4
 from express.engine.frame import Frame
 from express.engine.tasks import Invoker
 from express.integrations import Integrations
@@ -111,7 +111,7 @@ async def _request(eff: Any, machines: Any) -> tuple[Any, str, str, str, Any]:
                        located=True)
     name = eff.get("Name")
     if name is None:
-        name = str(uuid.uuid4())
+        name = uuid4()
     elif not isinstance(name, str) or not name or len(name) > 80 or _BAD_NAME.search(name):
         raise _service_error("InvalidName", f"Invalid Name: '{_clip(name)}'")
     text, value = _input(eff.get("Input"))
@@ -124,7 +124,7 @@ async def _request(eff: Any, machines: Any) -> tuple[Any, str, str, str, Any]:
         raise _service_error("ValidationException", "1 validation error detected: Value at 'input' failed to satisfy "
                              f"constraint: Member must have length less than or equal to "
                              f"{machine.engine.max_payload_bytes}")
-    arn = f"{machine.arn.replace(':stateMachine:', ':express:', 1)}:{name}:{uuid.uuid4()}"
+    arn = f"{machine.arn.replace(':stateMachine:', ':express:', 1)}:{name}:{uuid4()}"
     return machine, arn, name, text, value
 
 
@@ -168,7 +168,7 @@ def _service_error(code: str, message: str) -> ASLError:
     name = code if code.endswith("Exception") else code + "Exception"
     return ASLError(f"StepFunctions.{name}",
                     f"{message} (Service: AWSStepFunctions; Status Code: 400; Error Code: {code}; "
-                    f"Request ID: {uuid.uuid4()}; Proxy: null)", located=True)
+                    f"Request ID: {uuid4()}; Proxy: null)", located=True)
 
 
 def _clip(value: Any) -> str:
@@ -178,7 +178,7 @@ def _clip(value: Any) -> str:
 
 def _start_answer(arn: str, start: float) -> dict[str, Any]:
     """StartExecution's answer as the optimized integration gives it: with the SDK's HTTP metadata."""
-    request_id = str(uuid.uuid4())
+    request_id = uuid4()
     date = formatdate(usegmt=True)
     length = str(len(orjson.dumps({"executionArn": arn, "startDate": start})))
     return {
