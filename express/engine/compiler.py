@@ -470,8 +470,9 @@ class Compiler(MapRunCompiler):
             return float(v)
 
         credentials = None
-        if "Credentials" in spec and not jsonata:
-            credentials = self.template(spec["Credentials"], "Credentials", where + "/Credentials")
+        if "Credentials" in spec:  # evaluated as Arguments is: on the raw input, or on $states
+            credentials = (jsonata_template if jsonata else self.template)(spec["Credentials"], "Credentials",
+                                                                           where + "/Credentials")
         retriers, catchers = self.recovery(spec, where, jsonata)
         return TaskState(name, spec, flow, retriers, catchers, invoke, timeout, credentials)
 

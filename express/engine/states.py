@@ -520,7 +520,7 @@ class TaskState(RecoverableState):
             timeout = self.timeout(raw, frame, None)
         invoke: Callable[..., Any] = self.invoke
         if self.credentials is not None:
-            credentials = self.credentials(raw, frame)
+            credentials = self.credentials(states if flow.jsonata else raw, frame)
             if self.takes_credentials:
                 invoke = functools.partial(invoke, credentials=credentials)
         log = ex.log

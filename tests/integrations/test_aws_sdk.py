@@ -279,13 +279,16 @@ async def test_the_tasks_role_is_assumed_where_roles_are(moto_env: str) -> None:
     role = boto("iam", moto_env).create_role(RoleName=name("role"), AssumeRolePolicyDocument="{}")["Role"]["Arn"]
     definition = {"StartAt": "Who", "States": {"Who": task(SDK + "sts:getCallerIdentity", {},
                                                            Credentials={"RoleArn.$": "$.role"})}}
+    in_jsonata = {"QueryLanguage": "JSONata", "StartAt": "Who", "States": {"Who": {
+        "Type": "Task", "Resource": SDK + "sts:getCallerIdentity", "Arguments": {},
+        "Credentials": {"RoleArn": "{% $states.input.role %}"}, "End": True}}}
     plain = {"StartAt": "Who", "States": {"Who": task(SDK + "sts:getCallerIdentity", {})}}
     integ = Integrations()
     # an emulator that implements STS: assume anyway (by default, only an endpoint of AWS's own)
     integ.pooled("aws", lambda: aws_pool.AwsClients(integ.aws_settings, assume_roles=True))
     try:
-        for _ in range(2):
-            r = await run(integ, definition, {"role": role})
+        for machine in (definition, definition, in_jsonata):
+            r = await run(integ, machine, {"role": role})
             assert r.status == "SUCCEEDED", r.cause
             assert r.output["Arn"].endswith(f":assumed-role/{role.rsplit('/', 1)[1]}/express-states"), r.output
         r = await run(integ, plain)
