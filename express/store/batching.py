@@ -1,6 +1,6 @@
 """Group commit for the store's execution-name calls: every call made while the previous batch is being
 written joins the next one, so N concurrent named executions cost one transaction (SQLite: one fsync)
-or one pipelined round trip (Redis), not N. A lone call is written at once (no added latency)."""
+or one script's round trip (Redis), not N. A lone call is written at once (no added latency)."""
 from __future__ import annotations
 
 import asyncio

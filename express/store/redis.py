@@ -74,41 +74,53 @@ end
 return out
 """
 
-# Execution names. KEYS: the name's hash. Times by the Redis server's clock (one clock for every host).
-# claim ARGV: digest (hex), arn, start, lease_s, retention_s.
-_CLAIM = """
+# Execution names: one script per batch of calls (one command to pack and parse, not one per call).
+# KEYS: each call's name hash, in order; ARGV[1]: the calls as JSON, each a list of strings:
+#   {"c", digest (hex), arn, start, lease_s, retention_s} claim, {"f", token, answer, retention_s}
+#   finish, {"r", token} release. Returns the results as JSON, in order. Times by the Redis server's
+# clock (one clock for every host). The calls apply in order, the whole batch atomically.
+_NAMES = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
-local lease = tonumber(ARGV[4])
-local h = redis.call('HMGET', KEYS[1], 'digest', 'token', 'arn', 'start', 'lease', 'answer')
-if not h[1] then
-  redis.call('HSET', KEYS[1], 'digest', ARGV[1], 'token', 1, 'arn', ARGV[2], 'start', ARGV[3], 'lease', now + lease)
-  redis.call('PEXPIRE', KEYS[1], math.ceil((lease + tonumber(ARGV[5])) * 1000))
-  return {'claimed', 1, ARGV[2], ARGV[3]}
+local calls = cjson.decode(ARGV[1])
+local out = {}
+for i, c in ipairs(calls) do
+  local key = KEYS[i]
+  if c[1] == 'c' then
+    local lease = tonumber(c[5])
+    local h = redis.call('HMGET', key, 'digest', 'token', 'arn', 'start', 'lease', 'answer')
+    if not h[1] then
+      redis.call('HSET', key, 'digest', c[2], 'token', 1, 'arn', c[3], 'start', c[4], 'lease', now + lease)
+      redis.call('PEXPIRE', key, math.ceil((lease + tonumber(c[6])) * 1000))
+      out[i] = {'claimed', 1, c[3], c[4]}
+    elseif h[1] ~= c[2] then
+      out[i] = {'conflict', 0, h[3], h[4]}
+    elseif h[6] then
+      out[i] = {'answer', 0, h[3], h[4], h[6]}
+    elseif tonumber(h[5]) > now then
+      out[i] = {'running', 0, h[3], h[4]}
+    else
+      local token = tonumber(h[2]) + 1
+      redis.call('HSET', key, 'token', token, 'lease', now + lease)
+      redis.call('PEXPIRE', key, math.ceil((lease + tonumber(c[6])) * 1000))
+      out[i] = {'claimed', token, h[3], h[4]}
+    end
+  elseif c[1] == 'f' then
+    if redis.call('HGET', key, 'token') ~= c[2] or redis.call('HEXISTS', key, 'answer') == 1 then
+      out[i] = 0
+    else
+      redis.call('HSET', key, 'answer', c[3], 'lease', 0)
+      redis.call('PEXPIRE', key, math.ceil(tonumber(c[4]) * 1000))
+      out[i] = 1
+    end
+  else
+    if redis.call('HGET', key, 'token') == c[2] and redis.call('HEXISTS', key, 'answer') == 0 then
+      redis.call('DEL', key)
+    end
+    out[i] = 0
+  end
 end
-if h[1] ~= ARGV[1] then return {'conflict', 0, h[3], h[4]} end
-if h[6] then return {'answer', 0, h[3], h[4], h[6]} end
-if tonumber(h[5]) > now then return {'running', 0, h[3], h[4]} end
-local token = tonumber(h[2]) + 1
-redis.call('HSET', KEYS[1], 'token', token, 'lease', now + lease)
-redis.call('PEXPIRE', KEYS[1], math.ceil((lease + tonumber(ARGV[5])) * 1000))
-return {'claimed', token, h[3], h[4]}
-"""
-# finish ARGV: token, answer, retention_s. Returns 1 when written.
-_FINISH = """
-if redis.call('HGET', KEYS[1], 'token') ~= ARGV[1] or redis.call('HEXISTS', KEYS[1], 'answer') == 1 then
-  return 0
-end
-redis.call('HSET', KEYS[1], 'answer', ARGV[2], 'lease', 0)
-redis.call('PEXPIRE', KEYS[1], math.ceil(tonumber(ARGV[3]) * 1000))
-return 1
-"""
-# release ARGV: token.
-_RELEASE = """
-if redis.call('HGET', KEYS[1], 'token') == ARGV[1] and redis.call('HEXISTS', KEYS[1], 'answer') == 0 then
-  redis.call('DEL', KEYS[1])
-end
-return 0
+return cjson.encode(out)
 """
 
 
@@ -134,7 +146,7 @@ class RedisMachineStore(MachineStore):
         self._changes_key = self.prefix + "changes"
         self._client: Any = None
         self._scripts: dict[str, Any] = {}
-        self._names = Batcher(self._names_batch)  # concurrent name calls share one pipelined round trip
+        self._names = Batcher(self._names_batch)  # concurrent name calls share one script's round trip
 
     def _key(self, name: str) -> str:
         return f"{self.prefix}machine:{name}"
@@ -164,8 +176,7 @@ class RedisMachineStore(MachineStore):
             await client.aclose()
             raise StoreError(f"[state] url: cannot reach the state store {self.description}: {e}") from None
         self._scripts = {"write": client.register_script(_WRITE), "retag": client.register_script(_RETAG),
-                         "changes": client.register_script(_CHANGES), "claim": client.register_script(_CLAIM),
-                         "finish": client.register_script(_FINISH), "release": client.register_script(_RELEASE)}
+                         "changes": client.register_script(_CHANGES), "names": client.register_script(_NAMES)}
         self._client = client
 
     async def close(self) -> None:
@@ -250,19 +261,19 @@ class RedisMachineStore(MachineStore):
     def _name_key(self, machine: str, name: str) -> str:
         return f"{self.prefix}name:{len(machine)}:{machine}:{name}"  # the length: no two pairs share a key
 
-    def _name_command(self, op: str, machine: str, name: str, *args: Any) -> tuple[str, list[str], list[str]]:
-        """The script, keys and arguments of one execution-name call."""
-        keys = [self._name_key(machine, name)]
+    @staticmethod
+    def _name_call(op: str, machine: str, name: str, *args: Any) -> list[str]:
+        """One execution-name call as the names script reads it."""
         if op == "claim_name":
             digest, arn, start, lease = args
             # the retention is not known yet: a claimed key outlives its lease by an hour at most,
             # then finish_name sets the real retention
-            return "claim", keys, [digest.hex(), arn, repr(start), repr(lease), "3600"]
+            return ["c", digest.hex(), arn, repr(start), repr(lease), "3600"]
         if op == "finish_name":
             token, answer, retention = args
-            return "finish", keys, [str(token), answer.decode(), repr(retention)]
+            return ["f", str(token), answer.decode(), repr(retention)]
         (token,) = args
-        return "release", keys, [str(token)]
+        return ["r", str(token)]
 
     @staticmethod
     def _name_result(op: str, raw: Any) -> Any:
@@ -275,18 +286,15 @@ class RedisMachineStore(MachineStore):
         return None
 
     async def _names_batch(self, calls: list[Call]) -> list[Any]:
-        """Execution-name calls pipelined in one round trip (each one script: atomic on its own)."""
+        """Execution-name calls in one script: one command, one round trip, atomic as a whole."""
         if self._client is None:
             raise StoreError(f"{self.description}: the store is not open")
         from redis.exceptions import RedisError
 
+        keys = [self._name_key(args[0], args[1]) for _, args in calls]
+        payload = orjson.dumps([self._name_call(op, *args) for op, args in calls]).decode()
         try:
-            async with self._client.pipeline(transaction=False) as pipe:
-                for op, args in calls:
-                    script, keys, argv = self._name_command(op, *args)
-                    await self._scripts[script](keys=keys, args=argv, client=pipe)
-                raw = await pipe.execute(raise_on_error=False)
+            raw = await self._scripts["names"](keys=keys, args=[payload])
         except RedisError as e:
             raise StoreError(f"{self.description}: {type(e).__name__}: {e}") from None
-        return [StoreError(f"{self.description}: {type(r).__name__}: {r}") if isinstance(r, Exception)
-                else self._name_result(op, r) for (op, _), r in zip(calls, raw, strict=True)]
+        return [self._name_result(op, r) for (op, _), r in zip(calls, orjson.loads(raw), strict=True)]

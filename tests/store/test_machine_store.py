@@ -288,10 +288,11 @@ def test_a_name_is_claimed_once_answered_from_the_store_and_fenced_after_its_lea
             assert successor.token == 2 and successor.execution_arn == arn and successor.start_date == 1.5
             assert not await one.finish_name("m", "n", 1, b'{"late":1}', 60)  # the stalled owner cannot write
             await one.release_name("m", "n", 1)  # nor forget the name
-            assert await two.finish_name("m", "n", 2, b'{"output":2}', 60)
+            answer = '{"output":"a/b \\u00e9 ü \\n \\"q\\" 🚀"}'.encode()  # kept byte for byte, whatever it holds
+            assert await two.finish_name("m", "n", 2, answer, 60)
             assert not await two.finish_name("m", "n", 2, b'{"again":1}', 60)
             done = await one.claim_name("m", "n", d, "w", 4.0, 30)
-            assert done.token == 0 and done.answer == b'{"output":2}' and done.execution_arn == arn
+            assert done.token == 0 and done.answer == answer and done.execution_arn == arn
             # released without an answer: a retry runs it; kept answers expire after their retention
             third = await one.claim_name("m", "r", d, "r-1", 5.0, 30)
             await one.release_name("m", "r", third.token)
