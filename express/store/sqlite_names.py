@@ -18,6 +18,7 @@ import asyncio
 import collections
 import os
 import pickle
+import signal
 import sqlite3
 import struct
 import sys
@@ -186,6 +187,10 @@ class NamesSql:
 def serve(path: str, busy_timeout_ms: int, read_fd: int = 0, write_fd: int = 1) -> None:
     """The helper's loop: read what the pipe holds, write all of its complete frames in one
     transaction, answer each frame; end at the end of the pipe."""
+    # Ctrl-C reaches the whole process group and the supervisor's SIGTERM may too: the helper stays until
+    # its worker, draining, has written its last names and closed the pipe.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     sql = NamesSql(path, busy_timeout_ms)
     buffer = bytearray()
     while chunk := os.read(read_fd, 1 << 20):

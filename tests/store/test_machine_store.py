@@ -317,6 +317,12 @@ def test_a_dead_names_helper_fails_its_calls_and_the_next_call_starts_another(tm
             assert (await store.claim_name("m", "a", d, "arn-a", 1.0, 30)).token == 1
             helper = store._names._transport
             assert helper is not None
+            # SIGINT and SIGTERM (a Ctrl-C to the process group, a supervisor's stop) leave it to its worker
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                os.kill(helper.get_pid(), sig)
+            await asyncio.sleep(0.2)
+            assert (await store.claim_name("m", "z", d, "arn-z", 1.0, 30)).token == 1
+            assert store._names._transport is helper
             os.kill(helper.get_pid(), signal.SIGKILL)
             while store._names._transport is not None:  # its pipes close: the store notices
                 await asyncio.sleep(0.01)
