@@ -18,8 +18,10 @@ from express.engine.frame import Frame
 from express.engine.map_run_compiler import (
     CompileFailed,
     MapRunCompiler,
+    _is_integer,
     _MissingField,
     _numeric_text,
+    _path_value,
     _plain,
     jsonata_template,
     ptr,
@@ -370,7 +372,7 @@ class Compiler(MapRunCompiler):
                     raise ASLError(errors.RUNTIME,
                                    f"The SecondsPath parameter does not reference an input value: {path_text}") from None
                 if via_path:
-                    if type(v) is bool or not isinstance(v, (int, float)) or (isinstance(v, float) and not v.is_integer()):
+                    if not _is_integer(v):
                         raise ASLError(errors.RUNTIME,
                                        f"The SecondsPath parameter cannot be parsed as a long value: {path_text} == {payload.json_text(v)}")
                     if v < 0:
@@ -539,14 +541,8 @@ class Compiler(MapRunCompiler):
         def max_concurrency(data: Any, frame: Frame, states: Any) -> int:
             if mc is None:
                 return 0
-            try:
-                v = mc(data, frame, states)
-            except _MissingField:
-                raise ASLError(errors.RUNTIME, f"Invalid path '{mc_path}' : No results for path: "
-                                               f"{jsonpath.parse_path(str(mc_path)).jayway()}") from None
-            if mc_path:
-                v = _numeric_text(v, True)
-            if type(v) is bool or not isinstance(v, (int, float)) or (isinstance(v, float) and not v.is_integer()):
+            v = _path_value(mc, data, frame, states, mc_path)
+            if not _is_integer(v):
                 raise ASLError(errors.RUNTIME if mc_path else errors.QUERY_EVALUATION_ERROR,
                                f"The MaxConcurrencyPath field refers to value \"{_plain(v)}\" which is not a valid integer: {mc_path}")
             if v < 0:
@@ -574,7 +570,7 @@ class Compiler(MapRunCompiler):
                 v = cnt_get(data, frame, states)
                 if cnt_path:
                     v = _numeric_text(v, True)
-                if type(v) is bool or not isinstance(v, (int, float)) or (isinstance(v, float) and not v.is_integer()):
+                if not _is_integer(v):
                     raise ASLError(errors.RUNTIME,
                                    f"The ToleratedFailureCountPath field refers to value \"{_plain(v)}\" which is not a valid integer: {cnt_path}")
                 if v < 0:

@@ -63,6 +63,23 @@ def _numeric_text(v: Any, integer: bool) -> Any:
     return v
 
 
+def _is_integer(v: Any) -> bool:
+    """An integer as AWS reads one: an int or an integral float, never a boolean."""
+    return type(v) is not bool and isinstance(v, (int, float)) and not (isinstance(v, float) and not v.is_integer())
+
+
+def _path_value(get: Callable[[Any, Frame, Any], Any], data: Any, frame: Frame, states: Any, path: Any,
+                integer: bool = True) -> Any:
+    """``get``'s value: a ``*Path`` that selects nothing is States.Runtime (AWS's message), and a number
+    a ``*Path`` selects as text is that number."""
+    try:
+        v = get(data, frame, states)
+    except _MissingField:
+        raise ASLError(errors.RUNTIME, f"Invalid path '{path}' : No results for path: "
+                                       f"{jsonpath.parse_path(str(path)).jayway()}") from None
+    return _numeric_text(v, integer) if path else v
+
+
 def _plain(v: Any) -> str:
     return v if isinstance(v, str) else payload.json_text(v)
 
@@ -135,14 +152,8 @@ class MapRunCompiler:
                                "is available to this engine (Engine(integrations=...))", located=True)
             limit = MAX_ITEMS_PER_RUN
             if max_items is not None:
-                try:
-                    v = max_items(data, frame, states)
-                except _MissingField:
-                    raise ASLError(errors.RUNTIME, f"Invalid path '{path}' : No results for path: "
-                                                   f"{jsonpath.parse_path(str(path)).jayway()}") from None
-                if path:
-                    v = _numeric_text(v, True)
-                if type(v) is bool or not isinstance(v, (int, float)) or (isinstance(v, float) and not v.is_integer()):
+                v = _path_value(max_items, data, frame, states, path)
+                if not _is_integer(v):
                     field = f"MaxItemsPath field refers to value \"{_plain(v)}\"" if path else \
                         f"MaxItems field has the value {payload.json_text(v)}"
                     raise ASLError(errors.ITEM_READER_FAILED,
@@ -174,14 +185,8 @@ class MapRunCompiler:
             if get is None:
                 return None
             path = spec.get(field + "Path")
-            try:
-                v = get(data, frame, states)
-            except _MissingField:
-                raise ASLError(errors.RUNTIME, f"Invalid path '{path}' : No results for path: "
-                                               f"{jsonpath.parse_path(str(path)).jayway()}") from None
-            if path:
-                v = _numeric_text(v, True)
-            if type(v) is bool or not isinstance(v, (int, float)) or (isinstance(v, float) and not v.is_integer()):
+            v = _path_value(get, data, frame, states, path)
+            if not _is_integer(v):
                 raise ASLError(errors.RUNTIME if path or not jsonata else errors.QUERY_EVALUATION_ERROR,
                                f"The {field}Path field refers to value \"{_plain(v)}\" which is not a valid integer: {path}"
                                if path else f"The {field} field must be an integer, but was: {payload.json_text(v)}")

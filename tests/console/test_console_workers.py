@@ -66,15 +66,8 @@ def owned_by(worker: int, machine: str, count: int = 2, n: int = 6) -> list[str]
 # ---------------------------------------------------------------------- express serve --workers 2
 @pytest.fixture(name="workers", scope="module")
 def workers_fixture(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TwoWorkers]:
-    root = tmp_path_factory.mktemp("console-workers")
-    (root / "machines").mkdir()
-    (root / "machines" / "echo.asl.json").write_text(json.dumps(PASS))
-    server = TwoWorkers(root)
-    server.start()
-    try:
+    with TwoWorkers.serving(tmp_path_factory.mktemp("console-workers"), {"echo": PASS}) as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture(name="ran", scope="module")

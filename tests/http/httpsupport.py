@@ -215,6 +215,20 @@ class TwoWorkers:
         self.url = ""
         self.starts = 0
 
+    @classmethod
+    @contextlib.contextmanager
+    def serving(cls, root: pathlib.Path, machines: dict[str, Any]) -> Iterator[TwoWorkers]:
+        """Two workers over ``root``, with ``machines`` (name -> definition) in its machines folder."""
+        (root / "machines").mkdir()
+        for name, definition in machines.items():
+            (root / "machines" / f"{name}.asl.json").write_text(json.dumps(definition))
+        server = cls(root)
+        server.start()
+        try:
+            yield server
+        finally:
+            server.stop()
+
     def start(self) -> None:
         self.starts += 1
         log = self.root / f"serve-{self.starts}.log"

@@ -26,15 +26,8 @@ def result_of(value: int) -> dict[str, Any]:
 
 @pytest.fixture(name="server", scope="module")
 def server_fixture(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TwoWorkers]:
-    root = tmp_path_factory.mktemp("shared-machines")
-    (root / "machines").mkdir()
-    (root / "machines" / "configured.asl.json").write_text(json.dumps(PASS))
-    server = TwoWorkers(root)
-    server.start()
-    try:
+    with TwoWorkers.serving(tmp_path_factory.mktemp("shared-machines"), {"configured": PASS}) as server:
         yield server
-    finally:
-        server.stop()
 
 
 def every_client_sees(server: TwoWorkers, check: Callable[[Any], None]) -> None:

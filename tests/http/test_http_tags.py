@@ -131,15 +131,8 @@ def test_deleted_machine_loses_its_tags(sfn: Any) -> None:
 # ---------------------------------------------------------------------- two workers, the store
 @pytest.fixture(name="workers", scope="module")
 def workers_fixture(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TwoWorkers]:
-    root = tmp_path_factory.mktemp("tags")
-    (root / "machines").mkdir()
-    (root / "machines" / "configured.asl.json").write_text(json.dumps(PASS))
-    workers = TwoWorkers(root)
-    workers.start()
-    try:
+    with TwoWorkers.serving(tmp_path_factory.mktemp("tags"), {"configured": PASS}) as workers:
         yield workers
-    finally:
-        workers.stop()
 
 
 def test_tags_are_shared_by_every_worker_and_kept_across_a_restart(workers: TwoWorkers) -> None:

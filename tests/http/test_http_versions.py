@@ -216,14 +216,8 @@ def test_a_weighted_alias_splits_1000_executions_by_its_weights(sfn: Any) -> Non
 # ---------------------------------------------------------------------- two workers, the default store
 @pytest.fixture(name="workers", scope="module")
 def workers_fixture(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TwoWorkers]:
-    root = tmp_path_factory.mktemp("versions")
-    (root / "machines").mkdir()
-    server = TwoWorkers(root)
-    server.start()
-    try:
+    with TwoWorkers.serving(tmp_path_factory.mktemp("versions"), {}) as server:
         yield server
-    finally:
-        server.stop()
 
 
 def every_client(workers: TwoWorkers, check: Any, clients: int = 10) -> None:
