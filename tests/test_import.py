@@ -154,3 +154,16 @@ def test_an_engine_with_observers_of_its_own_imports_no_observability_module() -
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == ""
+
+
+def test_a_kafka_only_worker_loads_neither_the_http_package_nor_aiohttp() -> None:
+    # `express serve --no-http` (and each Kafka worker the supervisor starts): the HTTP server, the
+    # console and the HTTP client library are imported only where they serve
+    code = textwrap.dedent("""
+        import sys
+        import express.serve.cli, express.serve.supervisor, express.serve.service, express.kafka.worker
+        print(",".join(sorted(m for m in sys.modules if m.startswith(("express.http", "express.console", "aiohttp")))))
+    """)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == ""

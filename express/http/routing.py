@@ -30,10 +30,8 @@ import zlib
 
 from express.http.messages import Response
 from express.http.response_parser import ParsedResponse, ResponseError, ResponseParser
+from express.serve.config import ENV_ROUTE_DIR, ENV_WORKER_COUNT, ENV_WORKER_INDEX
 
-ENV_ROUTE_DIR = "EXPRESS_WORKER_ROUTE_DIR"
-ENV_WORKER_COUNT = "EXPRESS_WORKER_COUNT"
-ENV_WORKER_INDEX = "EXPRESS_WORKER_INDEX"
 FORWARDED_HEADER = "x-express-forwarded"
 ROUTED_OPERATIONS = frozenset({"AWSStepFunctions.StartSyncExecution", "AWSStepFunctions.StartExecution"})
 _MAX_LINKS = 256  # connections to one owner; beyond, requests wait for one to be free

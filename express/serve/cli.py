@@ -157,7 +157,7 @@ def _settings(config_dir: str) -> Any:
 
 
 def _worker_index() -> int:
-    from express.http.routing import ENV_WORKER_INDEX
+    from express.serve.config import ENV_WORKER_INDEX
 
     try:
         return int(os.environ.get(ENV_WORKER_INDEX, "0"))

@@ -19,6 +19,11 @@ from typing import Any, get_type_hints
 
 CONFIG_FILE = "express.toml"
 ENV_PREFIX = "EXPRESS_"
+# What the supervisor tells each worker process it starts (express.serve.supervisor, read by
+# express.http.routing); here so that a Kafka-only worker need not import the HTTP package.
+ENV_ROUTE_DIR = "EXPRESS_WORKER_ROUTE_DIR"
+ENV_WORKER_COUNT = "EXPRESS_WORKER_COUNT"
+ENV_WORKER_INDEX = "EXPRESS_WORKER_INDEX"
 
 
 class ConfigError(ValueError):

@@ -43,9 +43,16 @@ import tempfile
 import time
 from typing import Any
 
-from express.http.routing import ENV_ROUTE_DIR, ENV_WORKER_COUNT, ENV_WORKER_INDEX
 from express.observe import logs
-from express.serve.config import CONFIG_FILE, ENV_PREFIX, ConfigError, Settings
+from express.serve.config import (
+    CONFIG_FILE,
+    ENV_PREFIX,
+    ENV_ROUTE_DIR,
+    ENV_WORKER_COUNT,
+    ENV_WORKER_INDEX,
+    ConfigError,
+    Settings,
+)
 
 
 def log(message: str) -> None:
