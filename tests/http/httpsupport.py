@@ -98,6 +98,9 @@ class ServerThread:
         return registry
 
     def start(self) -> ServerThread:
+        # The caller's cyclic garbage (compiled JSONata among it) is freed here, on its own thread:
+        # the server thread's last gc.collect() would otherwise free it on the wrong one.
+        gc.collect()
         self._thread.start()
         assert self._ready.wait(10), "server did not start"
         return self
