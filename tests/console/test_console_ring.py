@@ -3,12 +3,15 @@ rendered on request only, following the machine's logging configuration."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import re
+import weakref
 from typing import Any
 
 import pytest
 
 from express.console.ring import ExecutionRing, path_of, ring_from_env
+from express.engine.history import LoggingConfig
 from express.engine.machine import Engine, ExecutionResult
 
 
@@ -97,6 +100,7 @@ def test_record_keeps_references_and_renders_lazily() -> None:
     without a problem, and only rendering on request looks at it."""
     ring = ExecutionRing(5)
     m = FakeMachine()
+    m.logging = LoggingConfig("ALL", True)  # the output is shown, so kept
 
     class Unserialisable:
         pass
@@ -107,6 +111,31 @@ def test_record_keeps_references_and_renders_lazily() -> None:
     entry = ring._rings["m"][0][0]
     assert entry[2] is r and entry[2].output is value  # a reference, not a copy
     assert ring.executions("m")[0]["status"] == "SUCCEEDED"
+
+
+@pytest.mark.parametrize("logging", [None, LoggingConfig("ALL", False), LoggingConfig("ERROR", False)])
+def test_an_output_nothing_shows_is_not_kept_alive(logging: LoggingConfig | None) -> None:
+    """Without execution data in the logging, the console never shows an output: the ring keeps the
+    execution's summary, not the output (freed with the answer, not a hundred executions later)."""
+    ring = ExecutionRing(5)
+    m = FakeMachine()
+    m.logging = logging
+
+    class Output:
+        pass
+
+    value = Output()
+    gone = weakref.ref(value)
+    r = result("SUCCEEDED", name="kept", output=value)
+    ring.record(m, r, None)
+    del r, value
+    gc.collect()
+    assert gone() is None
+    [summary] = ring.executions("m")
+    assert summary["name"] == "kept" and summary["status"] == "SUCCEEDED" and summary["state_transitions"] == 2
+    assert summary["duration_ms"] == 500.0
+    detail = ring.detail("m", summary["id"])
+    assert detail is not None and "output" not in detail
 
 
 def test_history_and_data_follow_the_logging_configuration() -> None:
