@@ -16,6 +16,7 @@ from express.asl.limits import decode_refusal, input_refusal
 from express.asl.uuids import uuid4
 from express.engine.machine import Machine
 from express.http.api_base import store_call
+from express.http.messages import in_task
 from express.http.names import NameConflict, NamesExhausted, input_digest
 from express.http.teststate import TestStateInputError, run_test_state
 from express.http.validation import ARN_RE, ApiError, check_name, check_payload, check_shape, clip, problems_message
@@ -65,6 +66,7 @@ class ExecutionOperations(VersionOperations):
         except ApiError as e:
             if e.code != "StateMachineDoesNotExist":
                 raise
+            await in_task()  # the state store's client may need one (StartSyncExecution starts inline)
             # a version or alias ARN (express.http.versions): the version it runs
             versioned = await self.versioned_entry(body["stateMachineArn"])
             if versioned is not None:
@@ -75,6 +77,10 @@ class ExecutionOperations(VersionOperations):
 
     async def start_sync_execution(self, body: dict[str, Any], headers: Mapping[str, str]) -> bytes:
         machine_name, entry, input_text, value, name = await self._prepare_following("StartSyncExecution", body)
+        # started inline (express.http.middleware.INLINE_OPERATIONS): a machine that may wait (its
+        # branches, timeouts and clients) and a name kept in the state store go on in a Task
+        if entry.machine.may_wait or (name is not None and self.registry.store is not None):
+            await in_task()
         if self.machine_type(machine_name) != "EXPRESS":
             raise ApiError("StateMachineTypeNotSupported",
                            "This operation is not supported by this type of state machine")

@@ -3,15 +3,43 @@
 
 :mod:`express.http.protocol` reads requests into these and writes the responses; the server's
 handlers (:mod:`express.http.middleware`) only ever see these objects.
+
+A handler starts inline, in the connection's own callback (no Task is made for the many requests
+that end without suspending), so until it first suspends it runs outside any asyncio Task: what
+needs one (``asyncio.TaskGroup``, ``asyncio.timeout``, the client libraries built on them) comes
+after ``await in_task()``.
 """
 from __future__ import annotations
 
+import asyncio
 import time
+import types
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["ErrorBody", "Handler", "HttpError", "Limits", "Operation", "Request", "Response"]
+__all__ = ["ErrorBody", "Handler", "HttpError", "Inline", "Limits", "Operation", "Request", "Response", "in_task"]
+
+
+@types.coroutine
+def _bare_yield() -> Any:
+    yield  # what asyncio.sleep(0) yields: the connection hands the handler to a Task here
+
+
+class Inline:
+    """How many handlers are running inline right now (set by :mod:`express.http.protocol` around
+    driving one by hand): such a handler may be inside another request's Task (the one that answered
+    before it on its connection and took it up), which is not its own."""
+
+    depth = 0
+
+
+async def in_task() -> None:
+    """Go on inside an asyncio Task of the handler's own (at once when it already is in one): the
+    connection runs a handler inline until it first suspends, and this suspends it so that a Task
+    takes it over."""
+    if Inline.depth or asyncio.current_task() is None:
+        await _bare_yield()
 
 
 @dataclass(frozen=True, slots=True)

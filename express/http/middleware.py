@@ -26,11 +26,14 @@ import orjson
 from express.http.api import TARGET_PREFIX
 from express.http.api_base import ApiMetrics
 from express.http.auth import AuthError, SigV4Verifier
-from express.http.messages import Handler, Operation, Request, Response
+from express.http.messages import Handler, Operation, Request, Response, in_task
 from express.http.routing import ROUTED_OPERATIONS, NameRouter, RoutingError
 from express.http.validation import ApiError
 
 JSON_CT = "application/x-amz-json-1.0"
+# Operations that may start inline, outside an asyncio Task (express.http.messages.in_task): they
+# call in_task themselves before anything that needs one. Every other operation starts in a Task.
+INLINE_OPERATIONS = frozenset({"StartSyncExecution"})
 
 # An AWS JSON error answer: (status, code, message, **extra fields of the body).
 ErrorAnswer = Callable[..., Response]
@@ -50,8 +53,11 @@ def dispatch(error: ErrorAnswer, request_id: Callable[[], str]) -> Handler:
     AWS's error answer."""
 
     async def call(request: Request) -> Response:
+        name, operation = request.operation  # type: ignore[misc]
+        if name not in INLINE_OPERATIONS:
+            await in_task()
         try:
-            result = await request.operation[1](request.payload, request.headers)  # type: ignore[index]
+            result = await operation(request.payload, request.headers)
         except ApiError as e:
             return error(e.status, e.code, e.message, **e.extra)
         payload = result if isinstance(result, bytes) else orjson.dumps(result)
@@ -107,6 +113,7 @@ def routed(handler: Handler, router: NameRouter | None, error: ErrorAnswer) -> H
         return handler
 
     async def forward(owner: int, target: str, body: bytes) -> Response:
+        await in_task()
         try:
             return await router.forward(owner, target, body)
         except RoutingError as e:

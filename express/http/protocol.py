@@ -43,8 +43,9 @@ from __future__ import annotations
 import asyncio
 import sys
 import time
+import types
 from collections import deque
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Coroutine, Generator
 from email.utils import formatdate
 from typing import Any, Protocol
 
@@ -52,7 +53,7 @@ import httptools
 
 # The request and response objects and the client-side parser have their own modules; they are
 # also importable from here, where they were first.
-from express.http.messages import ErrorBody, Handler, HttpError, Limits, Request, Response
+from express.http.messages import ErrorBody, Handler, HttpError, Inline, Limits, Request, Response
 from express.http.response_parser import ParsedResponse, ResponseError, ResponseParser
 
 __all__ = ["ErrorBody", "Handler", "HttpConnection", "HttpError", "Limits", "ParsedResponse", "Request", "Response",
@@ -131,6 +132,37 @@ def _malformed(e: httptools.HttpParserError) -> HttpError:
     return HttpError(400, "SerializationException", f"Malformed HTTP request: {e}")
 
 
+@types.coroutine
+def _continued(coro: Coroutine[Any, Any, Any], yielded: Any) -> Generator[Any, Any, Any]:
+    """Goes on with ``coro``, already driven by hand up to a suspension that yielded ``yielded``: what
+    it yields goes to the Task running this, what the Task sends or throws goes back to it."""
+    if yielded is None:  # a bare yield (express.http.messages.in_task): the Task's first step goes on
+        try:
+            yielded = coro.send(None)
+        except StopIteration as done:
+            return done.value
+    while True:
+        try:
+            sent = yield yielded
+        except GeneratorExit:
+            coro.close()
+            raise
+        except BaseException as e:  # noqa: BLE001 - a cancellation, thrown into the coroutine
+            try:
+                yielded = coro.throw(e)
+            except StopIteration as done:
+                return done.value
+        else:
+            try:
+                yielded = coro.send(sent)
+            except StopIteration as done:
+                return done.value
+
+
+async def _resumed(coro: Coroutine[Any, Any, Any], yielded: Any) -> Any:
+    return await _continued(coro, yielded)
+
+
 class HttpConnection(asyncio.Protocol):
     """One client connection: llhttp's callbacks build each request, complete requests wait in
     ``_queue`` (with a parse error in their place, answered in turn), one is handled at a time, by
@@ -143,7 +175,7 @@ class HttpConnection(asyncio.Protocol):
                  # the message being read
                  "_in_msg", "_headers_done", "_cut", "_raw", "_head_bytes", "_nheaders", "_url", "_headers",
                  "_body", "_body_len", "_expect", "_method", "_path", "_query", "_version", "_keep_alive",
-                 "_upgrade_left", "_backlog")
+                 "_upgrade_left", "_backlog", "_inline", "_again")
 
     def __init__(self, owner: ConnectionOwner, handler: Handler | None = None) -> None:
         self._owner = owner
@@ -154,6 +186,8 @@ class HttpConnection(asyncio.Protocol):
         self._parser = _request_parser(self)
         self._queue: deque[Request | HttpError] = deque()
         self._busy = False
+        self._inline = False  # _run is being driven by _advance, not by a Task
+        self._again = False  # ... and it ended wanting the next request
         self._closed = False
         self._bypass = False  # data does not go to the parser: closed, failed, lingering or an upgrade's body
         self._lingering = False
@@ -443,8 +477,13 @@ class HttpConnection(asyncio.Protocol):
     # ------------------------------------------------------------------ request loop
     def _advance(self) -> None:
         """Start handling the next complete request (or answer the next error), if there is one and we may."""
+        while self._advance_once():  # pipelined requests that each ended inline, in a loop, not recursively
+            pass
+
+    def _advance_once(self) -> bool:
+        """:meth:`_advance`'s step; True when the request it ran inline ended wanting the next one."""
         if self._busy or self._closed or self._write_paused or self._lingering:
-            return
+            return False
         queue = self._queue
         if not queue and self._backlog is not None:
             data = self._backlog
@@ -455,15 +494,29 @@ class HttpConnection(asyncio.Protocol):
             item = queue.popleft()
             if isinstance(item, HttpError):
                 self._send(self._owner.error(item.status, item.code, item.message), close=True, linger=True)
-                return
+                return False
             self._busy = True
             self.deadline = None
             if self._read_paused and not queue and self._backlog is None:
                 self._read_paused = False
                 self.transport.resume_reading()  # type: ignore[union-attr]
-            task = self._loop.create_task(self._run(item))
+            # The handler runs here, inline, up to its first suspension: most requests (a sync
+            # execution of a machine that never waits) end without one, so no Task is made, scheduled
+            # and tracked for them. One that suspends goes on as a Task from where it stopped.
+            coro = self._run(item)
+            self._inline = True
+            Inline.depth += 1
+            try:
+                yielded = coro.send(None)
+            except StopIteration:
+                again, self._again = self._again, False
+                return again
+            finally:
+                self._inline = False
+                Inline.depth -= 1
+            task = self._loop.create_task(_resumed(coro, yielded))
             self._owner.track(task)
-            return
+            return False
         if self._eof:
             if self._in_msg:
                 self._send(self._owner.error(400, "SerializationException",
@@ -471,7 +524,7 @@ class HttpConnection(asyncio.Protocol):
                            close=True)
             else:
                 self._close()
-            return
+            return False
         if self._in_msg:
             self.deadline = self._first_byte + self._limits.request_timeout_s
             if self._expect:
@@ -480,6 +533,7 @@ class HttpConnection(asyncio.Protocol):
         if self._read_paused:
             self._read_paused = False
             self.transport.resume_reading()  # type: ignore[union-attr]
+        return False
 
     async def _run(self, request: Request) -> None:
         owner = self._owner
@@ -500,7 +554,10 @@ class HttpConnection(asyncio.Protocol):
                 self._first_byte = time.monotonic()  # a pipelined request's clock starts when it is its turn
             elif not self._queue:
                 self.deadline = time.monotonic() + self._limits.keepalive_timeout_s
-            self._advance()
+            if self._inline:  # run inline by _advance: it takes the next one (no recursion per request)
+                self._again = True
+            else:
+                self._advance()
 
     def timed_out(self) -> None:
         """Called by the sweeper once ``deadline`` has passed."""

@@ -39,7 +39,7 @@ import orjson
 
 from express.http.api import StepFunctionsApi
 from express.http.auth import SigV4Verifier
-from express.http.messages import Handler, Request, Response
+from express.http.messages import Handler, Request, Response, in_task
 from express.http.middleware import (
     JSON_CT,
     answered,
@@ -269,6 +269,7 @@ class HttpServer:
 
     async def _console_request(self, request: Request, peer: bool = False) -> Response:
         """The web console (:mod:`express.console`), made on first use."""
+        await in_task()
         console = self.__dict__.get("_console")
         if console is None:
             from express.console.app import Console

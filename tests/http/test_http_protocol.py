@@ -2,6 +2,7 @@
 bodies, health, readiness and metrics."""
 from __future__ import annotations
 
+import asyncio
 import json
 import socket
 import threading
@@ -405,3 +406,55 @@ def test_a_long_pipeline_is_answered_in_order(server: ServerThread) -> None:
     assert [r[2] for r in responses[:2000]] == expected and [r[2] for r in responses[2001:4001]] == expected
     assert json.loads(json.loads(responses[2000][2])["output"]) == {"echo": {"pad": "p" * 40000}}
     assert responses[-1][0] == 404
+
+
+def count_tasks(server: ServerThread) -> list[str]:
+    """The Tasks the server's loop makes for requests from now on (by their coroutine's name)."""
+    made: list[str] = []
+
+    def factory(loop: Any, coro: Any, **kw: Any) -> Any:
+        name = getattr(coro, "__qualname__", "")
+        if name in ("HttpConnection._run", "_resumed"):
+            made.append(name)
+        return asyncio.Task(coro, loop=loop, **kw)
+
+    ready = threading.Event()
+    server.loop.call_soon_threadsafe(lambda: (server.loop.set_task_factory(factory), ready.set()))
+    assert ready.wait(5)
+    return made
+
+
+def test_a_sync_execution_that_never_suspends_is_answered_without_a_task(server: ServerThread) -> None:
+    made = count_tasks(server)
+    body = json.dumps({"stateMachineArn": arn("pass"), "input": '{"n": 1}'}).encode()
+    responses = split_responses(raw(server.port, post(body) * 20 + post(body, extra="Connection: close\r\n")))
+    assert [r[0] for r in responses] == [200] * 21
+    assert all(json.loads(json.loads(r[2])["output"]) == {"echo": {"n": 1}} for r in responses)
+    assert made == []  # the handlers ran inline, in the connection's callback
+
+
+PARALLEL = {"StartAt": "Both", "States": {"Both": {"Type": "Parallel", "End": True, "Branches": [
+    {"StartAt": "A", "States": {"A": {"Type": "Wait", "Seconds": 0, "End": True}}},
+    {"StartAt": "B", "States": {"B": {"Type": "Task", "Resource": "count", "TimeoutSeconds": 5, "End": True}}}]}}}
+
+
+def test_what_needs_an_asyncio_task_gets_one(server: ServerThread) -> None:
+    """Branches (a TaskGroup), a Task's timeout (asyncio.timeout), every other operation and the console
+    run inside a Task, taken over from the inline start with what it had done."""
+    assert server.registry is not None
+    server.registry.put("both", json.dumps(PARALLEL))
+    made = count_tasks(server)
+    body = json.dumps({"stateMachineArn": arn("both"), "input": '{"n": 2}'}).encode()
+    listed = json.dumps({}).encode()
+    data = (post(body) + post(listed, target="AWSStepFunctions.ListStateMachines") + post(body)
+            + b"GET /console/api/machines HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    responses = split_responses(raw(server.port, data))
+    assert [r[0] for r in responses[:3]] == [200, 200, 200]
+    for r in (responses[0], responses[2]):
+        answer = json.loads(r[2])
+        assert answer["status"] == "SUCCEEDED", answer
+        first, second = json.loads(answer["output"])
+        assert first == {"n": 2} and second["event"] == {"n": 2}
+    assert "both" in {m["name"] for m in json.loads(responses[1][2])["stateMachines"]}
+    assert responses[3][0] in (200, 401, 403)  # the console answered (its token decides which)
+    assert made.count("_resumed") == 4
