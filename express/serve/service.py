@@ -21,6 +21,7 @@ import signal
 from typing import Any
 
 from express.serve.config import CONFIG_FILE, ENV_PREFIX, ConfigError, Settings
+from express.serve.gc_tuning import tune_gc
 from express.serve.registry import Registry
 
 CONSOLE_TOKEN_ENV = ENV_PREFIX + "CONSOLE_TOKEN"
@@ -181,6 +182,7 @@ class Service:
                 self.http.api.kafka_starts = KafkaStarts(self.task_producer, settings.bindings,
                                                          settings.kafka.machine_header)
             await self.http.start()
+            tune_gc()  # once everything is loaded: see express.serve.gc_tuning (the Kafka worker does it too)
             log(f"HTTP (AWS JSON 1.0 StepFunctions API) on http://{host}:{self.http.port}/, web console at "
                 f"http://{host}:{self.http.port}/console", event="http_listening", host=host, port=self.http.port)
         if settings.logging.progress_s > 0:
