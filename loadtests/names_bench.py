@@ -29,8 +29,9 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 import http_bench as hb  # noqa: E402
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
-MACHINE = ROOT.parent / "shared" / "bench" / "machines" / "m1_pass_chain.json"
-SIMPLE = '{"StartAt": "P", "States": {"P": {"Type": "Pass", "End": true}}}'
+BENCH = ROOT.parent / "shared" / "bench" / "machines"
+MACHINE = BENCH / "m1_pass_chain.json"
+INPUT = BENCH / "input.json"
 
 
 def start_redis() -> tuple[subprocess.Popen[bytes] | None, str]:
@@ -47,7 +48,7 @@ def start_redis() -> tuple[subprocess.Popen[bytes] | None, str]:
 def spawn(state_url: str) -> tuple[subprocess.Popen[bytes], str, str]:
     tmp = tempfile.mkdtemp(prefix="express-names-")
     (pathlib.Path(tmp) / "machines").mkdir()
-    text = MACHINE.read_text() if MACHINE.exists() else SIMPLE
+    text = MACHINE.read_text()
     (pathlib.Path(tmp) / "machines" / "m1.asl.json").write_text(text)
     port = hb.free_port()
     env = dict(os.environ, EXPRESS_HTTP_MAX_NAMES="1000000", EXPRESS_STATE_URL=state_url)
@@ -108,8 +109,7 @@ async def variant(label: str, state_url: str, args: argparse.Namespace, input_te
 
 
 async def main_async(args: argparse.Namespace) -> int:
-    input_path = ROOT.parent / "shared" / "bench" / "machines" / "input.json"
-    input_text = input_path.read_text() if input_path.exists() else "{}"
+    input_text = INPUT.read_text()
     print(f"named StartSyncExecution, {args.requests} requests x {args.rounds} rounds, {args.concurrency} "
           "connections, 1 worker", flush=True)
     results = {"memory:": await variant("memory:", "memory:", args, input_text)}
@@ -137,6 +137,9 @@ async def main_async(args: argparse.Namespace) -> int:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     hb.round_args(ap, 10_000)
+    for needed in (MACHINE, INPUT):  # a figure for another machine or input would compare nothing
+        if not needed.exists():
+            raise SystemExit(f"names_bench: {needed} not found (the shared bench folder beside the project root)")
     return int(hb.run_loop(main_async(ap.parse_args())))
 
 
