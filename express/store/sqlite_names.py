@@ -34,10 +34,10 @@ CHECKPOINT_EVERY_S = 0.1  # the WAL is copied into the file this often (SQLite's
 # file. Under steady load the helper is always inside a transaction when the checkpoint thread finishes,
 # and its commit adds frames before its next one begins: the WAL never started over, growing ~9 MB a
 # second at 2,000 names/s, without bound, and so did the index every page read searches. Past this many
-# frames (16 MiB of 4 KiB pages) the helper itself, between two transactions, copies the short tail the
+# frames (64 MiB of 4 KiB pages) the helper itself, between two transactions, copies the short tail the
 # thread left (a RESTART checkpoint) so that its next transaction starts the WAL over; it does not wait
 # for another writer or a reader (it tries again after the next frame).
-RESTART_AFTER_FRAMES = 4096
+RESTART_AFTER_FRAMES = 16384
 PURGE_EVERY_S = 60.0  # expired names are deleted at most this often (a claim checks its own row anyway)
 # Many-row statements (see NamesSql._distinct) in a few fixed sizes, so that a handful of prepared
 # statements serve every batch: 37 rows are 16 + 16 + 4 + 1.
