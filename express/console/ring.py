@@ -35,7 +35,6 @@ from typing import Any
 import orjson
 
 from express.engine.history import LoggingConfig
-from express.engine.machine import ExecutionResult
 
 DEFAULT_SIZE = 100
 DEFAULT_FAILED_SIZE = 100
@@ -178,9 +177,7 @@ class ExecutionRing:
                                                  deque(maxlen=DURATION_WINDOW))
         if result.output is not None and not includes_data(machine):
             # nothing shows the output at this logging level: not kept alive (see the docstring)
-            result = ExecutionResult(result.status, None, result.error, result.cause, result.name,
-                                     result.start_time, result.stop_time, result.state_transitions,
-                                     result.billed_duration_ms, result.billed_memory_mb)
+            result = result.without_output()
         (rings[0] if result.status == "SUCCEEDED" else rings[1]).append((self._next_id(), machine, result, log))
         rings[2].append(result.stop_time - result.start_time)
 

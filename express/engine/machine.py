@@ -52,6 +52,11 @@ class ExecutionResult:
     def duration_s(self) -> float:
         return self.stop_time - self.start_time
 
+    def without_output(self) -> ExecutionResult:
+        """The same outcome without its output (what a keeper that never shows it holds)."""
+        return ExecutionResult(self.status, None, self.error, self.cause, self.name, self.start_time, self.stop_time,
+                               self.state_transitions, self.billed_duration_ms, self.billed_memory_mb)
+
 
 class Engine:
     """Compiles definitions against a set of task functions and a clock.

@@ -91,7 +91,7 @@ class NamesSql:
                         # and what came during that flush, copied now rather than by the RESTART
                         frames = db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()[1]
                     self.wal_frames = frames
-                except (sqlite3.Error, OSError) as e:  # busy with another checkpoint: the next one does it
+                except (sqlite3.Error, OSError) as e:  # busy with another checkpoint, or the flush failed: the next pass
                     print(f"express: state: checkpoint of {path}: {e}", file=sys.stderr, flush=True)
         finally:
             os.close(file)
